@@ -1,0 +1,60 @@
+# gcmlm: one entry point for setup, demo, tests, lint, images and benchmarks.
+# Every target creates the virtual environment first, so each works on a fresh clone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(abspath $(VENV))/bin/python
+# Toil's and cwltool's workers must find `gcmlm` and `cwltool` on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+CWL_FILES := $(sort $(wildcard tools/*/*.cwl) $(wildcard workflows/*.cwl))
+DOCKERFILES := $(sort $(wildcard containers/*/Dockerfile))
+DEMO_OUT ?= demo-out
+PYTEST_ARGS ?=
+# CWL tests run the tools from the virtual environment (no containers) unless told otherwise.
+CWL_ARGS ?= --no-container
+
+.PHONY: setup demo test test-unit test-cwl test-containers lint images bench clean help
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch and torchvision in ONE command: pip must choose a matching pair.
+	$(PY) -m pip install -c constraints.txt torch torchvision
+	# pyradiomics ships an sdist that needs numpy at build time, without build isolation.
+	$(PY) -m pip install -c constraints.txt numpy setuptools wheel versioneer
+	$(PY) -m pip install -c constraints.txt --no-build-isolation pyradiomics
+	$(PY) -m pip install -c constraints.txt -e '.[radiology,pathology,fusion,demo,dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP) ## create .venv and install pinned dependencies
+
+demo: setup ## build the demo cohort and run the full workflow on it with cwltool
+	bash scripts/demo.sh $(DEMO_OUT)
+
+test: setup ## unit tests, CWL validation and CWL tests (tools run from .venv)
+	$(PY) -m pytest tests tools $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
+
+test-containers: images ## build the images, then run every tool's CWL tests inside its image
+	$(PY) -m pytest tools tests/containers $(PYTEST_ARGS) --cwl-runner cwltool \
+	  --cwl-args="--user-space-docker-cmd podman --strict-memory-limit"
+
+lint: setup ## ruff, cwltool --validate (zero warnings), hadolint
+	$(PY) -m ruff check src tests benchmarks
+	bash scripts/validate-cwl.sh $(CWL_FILES)
+	$(VENV)/bin/hadolint $(DOCKERFILES)
+
+images: setup ## build every stage image with podman (or docker)
+	bash containers/build.sh
+
+bench: setup ## benchmarks against the reference tools, side by side
+	bash benchmarks/run.sh
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

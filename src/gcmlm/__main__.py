@@ -1,0 +1,3 @@
+from gcmlm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Logic every stage shares: errors, atomic outputs, patient tables, manifests, progress."""

@@ -1,0 +1,59 @@
+"""Patient tables: CSV, first column ``patient_id``, feature columns prefixed by modality.
+
+``rad_`` radiology, ``path_`` pathology, ``clin_`` clinical. Other columns (an outcome, a centre,
+a split) may be present; they are never used as features unless named so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from gcmlm.common.atomic import atomic_file
+from gcmlm.common.errors import GcmlmError
+
+PATIENT_ID = "patient_id"
+MODALITIES = {"rad": "rad_", "path": "path_", "clin": "clin_"}
+
+
+def feature_columns(table: pd.DataFrame, modality: str | None = None) -> list[str]:
+    """Feature columns of one modality (``rad``, ``path``, ``clin``) or of all of them."""
+    prefixes = tuple(MODALITIES.values()) if modality is None else (MODALITIES[modality],)
+    return [c for c in table.columns if c.startswith(prefixes)]
+
+
+def check_patient_table(table: pd.DataFrame, source: str | os.PathLike = "table") -> pd.DataFrame:
+    """Raise a GcmlmError naming ``source`` unless ``table`` follows the convention."""
+    if len(table.columns) == 0 or table.columns[0] != PATIENT_ID:
+        raise GcmlmError(f"first column must be '{PATIENT_ID}', found {list(table.columns[:1])}", source)
+    ids = table[PATIENT_ID]
+    if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
+        raise GcmlmError(f"{int(ids.isna().sum() + (ids.astype(str).str.strip() == '').sum())} rows have no {PATIENT_ID}", source)
+    dupes = sorted(set(ids[ids.duplicated()].astype(str)))
+    if dupes:
+        raise GcmlmError(f"duplicated {PATIENT_ID}: {', '.join(dupes[:10])}", source)
+    return table
+
+
+def read_patient_table(path: str | os.PathLike, check: bool = True) -> pd.DataFrame:
+    """Read a patient table; IDs stay strings ('007' is not 7)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GcmlmError("no such file", path)
+    try:
+        table = pd.read_csv(path, dtype={PATIENT_ID: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GcmlmError(f"not a readable CSV ({str(exc).splitlines()[0]})", path) from None
+    return check_patient_table(table, path) if check else table
+
+
+def write_patient_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write atomically, ``patient_id`` first, after checking the convention."""
+    if PATIENT_ID in table.columns and table.columns[0] != PATIENT_ID:
+        table = table[[PATIENT_ID] + [c for c in table.columns if c != PATIENT_ID]]
+    check_patient_table(table, path)
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.8g")
+    return Path(path)

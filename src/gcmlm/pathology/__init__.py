@@ -1,0 +1,1 @@
+"""Pathology branch: wsi-tile -> patch-embed -> slide-pool."""
