@@ -36,13 +36,11 @@ baseCommand: [gcmlm, slide-pool]
 inputs:
   features:
     type: File[]
-    format: edam:format_3590  # HDF5
     inputBinding:
       prefix: --features
-    doc: CLAM feature files, one per slide; the slide ID is the file stem.
+    doc: CLAM feature files (HDF5, edam:format_3590), one per slide; the slide ID is the file stem.
   slide_map:
     type: File?
-    format: edam:format_3752  # CSV
     inputBinding:
       prefix: --slide-map
     doc: Cohort manifest or a `patient_id,slide_id` CSV. Without it, each slide is its own patient.
