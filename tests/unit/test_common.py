@@ -1,0 +1,98 @@
+"""Atomic outputs, patient tables and the cohort manifest."""
+
+import pandas as pd
+import pytest
+
+from gcmlm.common.atomic import atomic_dir, atomic_file, write_json
+from gcmlm.common.errors import GcmlmError
+from gcmlm.common.manifest import read_manifest, slide_id, slide_patient_map
+from gcmlm.common.tables import feature_columns, read_patient_table, write_patient_table
+
+
+def test_atomic_file_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path):
+    dest = tmp_path / "out.csv"
+    dest.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert dest.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_atomic_file_keeps_the_suffix_and_replaces_on_success(tmp_path):
+    dest = tmp_path / "sub" / "mask.nii.gz"
+    with atomic_file(dest) as tmp:
+        assert tmp.name.endswith(".nii.gz") and tmp.parent == dest.parent
+        tmp.write_bytes(b"new")
+    assert dest.read_bytes() == b"new"
+    assert [p.name for p in dest.parent.iterdir()] == ["mask.nii.gz"]
+
+
+def test_atomic_dir_replaces_whole_folder_only_on_success(tmp_path):
+    dest = tmp_path / "cohort"
+    with atomic_dir(dest) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(KeyboardInterrupt), atomic_dir(dest) as tmp:
+        (tmp / "b.txt").write_text("2")
+        raise KeyboardInterrupt
+    assert [p.name for p in dest.iterdir()] == ["a.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
+
+
+def test_write_json_handles_numpy(tmp_path):
+    import json
+
+    import numpy as np
+
+    write_json(tmp_path / "x.json", {"n": np.int64(3), "v": np.arange(2)})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"n": 3, "v": [0, 1]}
+
+
+def test_patient_table_convention(tmp_path):
+    table = pd.DataFrame({"rad_a": [1.0, 2.0], "patient_id": ["007", "008"], "mlm": [0, 1], "path_0000": [3, 4]})
+    path = write_patient_table(table, tmp_path / "t.csv")
+    back = read_patient_table(path)
+    assert list(back.columns)[0] == "patient_id"
+    assert list(back["patient_id"]) == ["007", "008"]  # IDs stay strings
+    assert feature_columns(back) == ["rad_a", "path_0000"]
+    assert feature_columns(back, "rad") == ["rad_a"]
+
+
+@pytest.mark.parametrize(
+    "csv, problem",
+    [
+        ("id,rad_a\n1,2\n", "first column must be 'patient_id'"),
+        ("patient_id,rad_a\nP1,2\nP1,3\n", "duplicated patient_id: P1"),
+        ("patient_id,rad_a\n,2\n", "rows have no patient_id"),
+    ],
+)
+def test_bad_patient_tables_name_file_and_problem(tmp_path, csv, problem):
+    path = tmp_path / "bad.csv"
+    path.write_text(csv)
+    with pytest.raises(GcmlmError) as info:
+        read_patient_table(path)
+    assert str(path) in str(info.value) and problem in str(info.value)
+
+
+def test_manifest_resolves_paths_and_maps_slides(tmp_path):
+    (tmp_path / "m.csv").write_text(
+        "patient_id,kind,path,label\n"
+        "P1,ct,ct/P1.nii.gz,labels/P1.nii.gz\n"
+        "P1,slide,slides/P1-A.svs,\n"
+        "P1,slide,slides/P1-B.ome.tiff,\n"
+        "P2,slide,/abs/P2-A.tiff,\n"
+    )
+    manifest = read_manifest(tmp_path / "m.csv")
+    assert manifest.loc[0, "path"] == str(tmp_path / "ct" / "P1.nii.gz")
+    assert manifest.loc[0, "label"] == str(tmp_path / "labels" / "P1.nii.gz")
+    assert slide_patient_map(tmp_path / "m.csv") == {"P1-A": "P1", "P1-B": "P1", "P2-A": "P2"}
+    assert slide_id("x/GC001-A.ome.tif") == "GC001-A"
+
+
+def test_manifest_errors(tmp_path):
+    (tmp_path / "m.csv").write_text("patient_id,kind,path\nP1,mri,x.nii\n")
+    with pytest.raises(GcmlmError, match="unknown kind"):
+        read_manifest(tmp_path / "m.csv")
+    (tmp_path / "s.csv").write_text("patient_id,slide_id\nP1,S1\nP2,S1\n")
+    with pytest.raises(GcmlmError, match="mapped to patients P1 and P2"):
+        slide_patient_map(tmp_path / "s.csv")
