@@ -23,7 +23,6 @@ help:
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	# torch and torchvision in ONE command: pip must choose a matching pair.
 	$(PY) -m pip install -c constraints.txt torch torchvision
 	# pyradiomics ships an sdist that needs numpy at build time, without build isolation.
