@@ -3,7 +3,7 @@
 set -uo pipefail
 status=0
 for f in "$@"; do
-  out=$(cwltool --validate "$f" 2>&1)
+  out=$(cwltool --enable-ext --validate "$f" 2>&1)
   if [[ $? -ne 0 ]] || grep -qE "WARNING|Warning" <<<"$out"; then
     echo "FAIL $f"; grep -vE "^(INFO|\S*INFO)" <<<"$out" | sed 's/^/    /'; status=1
   else

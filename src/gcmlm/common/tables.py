@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError
 
 PATIENT_ID = "patient_id"
+if TYPE_CHECKING:  # imported where used: stages that only need the constants start faster
+    import pandas as pd
+
 MODALITIES = {"rad": "rad_", "path": "path_", "clin": "clin_"}
 
 
@@ -39,6 +41,8 @@ def check_patient_table(table: pd.DataFrame, source: str | os.PathLike = "table"
 
 def read_patient_table(path: str | os.PathLike, check: bool = True) -> pd.DataFrame:
     """Read a patient table; IDs stay strings ('007' is not 7)."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise GcmlmError("no such file", path)

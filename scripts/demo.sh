@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The main job: demo cohort -> nnU-Net training workflow -> the whole gc-mlm workflow, with cwltool.
+# Usage: scripts/demo.sh [OUT_DIR]   (make demo; the tools run from .venv, CWL_ARGS adds cwltool flags)
+set -euo pipefail
+out=${1:-demo-out}
+patients=${DEMO_PATIENTS:-40}
+train_cases=${DEMO_TRAIN_CASES:-8}
+cwl_args=${CWL_ARGS:---no-container}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+step() { printf '\n== %s\n' "$*"; }
+
+step "1/4 demo cohort: $patients patients -> $out/cohort"
+gcmlm demo-cohort --out "$out/cohort" --patients "$patients" --seed 0
+
+step "2/4 nnU-Net training workflow (tiny plans, CPU) on the first $train_cases labelled CTs"
+python -m gcmlm.jobs radiology-train --manifest "$out/cohort/manifest.csv" --first "$train_cases" \
+  --out "$out/radiology-train.job.yml" \
+  --set use_gpu=false --set dataset_id=501 --set dataset_name=GastricDemo --set tiny=true \
+  --set epochs="${DEMO_EPOCHS:-20}" --set iterations_per_epoch="${DEMO_ITERATIONS:-20}" --set val_iterations=2
+# shellcheck disable=SC2086
+cwltool $cwl_args --outdir "$out/model" "$repo/workflows/radiology-train.cwl" "$out/radiology-train.job.yml" \
+  > "$out/radiology-train.outputs.json"
+model=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_zip"]["path"])' "$out/radiology-train.outputs.json")
+
+step "3/4 whole workflow gc-mlm.cwl (radiology + pathology + fusion)"
+python -m gcmlm.jobs gc-mlm --manifest "$out/cohort/manifest.csv" --clinical "$out/cohort/clinical.csv" \
+  --model "$model" --out "$out/gc-mlm.job.yml" \
+  --set use_gpu=false --set encoder=resnet50_trunc --set allow_random_weights=true \
+  --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set seed=0
+# shellcheck disable=SC2086
+cwltool $cwl_args --outdir "$out/results" "$repo/workflows/gc-mlm.cwl" "$out/gc-mlm.job.yml" \
+  > "$out/gc-mlm.outputs.json"
+
+step "4/4 results"
+python - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+outputs = json.loads((out / "gc-mlm.outputs.json").read_text())
+metrics = json.loads(Path(outputs["cv_metrics"]["path"]).read_text())
+print("nested-CV AUC (95% CI) on the demo cohort:")
+for name, m in metrics.get("models", metrics).items():
+    if isinstance(m, dict) and "auc" in m:
+        low, high = m["auc_ci95"]
+        print(f"  {name:8s} {m['auc']:.3f} ({low:.3f}-{high:.3f})")
+report = outputs.get("cv_report") or outputs.get("report")
+print(f"\nreport: {report['path'] if report else 'not written'}")
+print(f"all outputs: {out / 'results'}")
+PY

@@ -1,0 +1,162 @@
+"""demo-cohort: a small, deterministic, synthetic gastric-cancer cohort for demos and tests.
+
+Writes, under one folder:
+  ct/<pid>.nii.gz        int16 HU CT, 0.8 x 0.8 x 2.5 mm (gcmlm.demo.ct)
+  labels/<pid>.nii.gz    uint8 0 background, 1 stomach wall, 2 tumour, same grid as the CT
+  slides/<slide>.tiff    pyramidal JPEG-tiled H&E-like WSIs, 0.5 um/px (gcmlm.demo.wsi)
+  manifest.csv           patient_id,kind,path,label (relative paths)
+  clinical.csv           patient_id, clin_* features, mlm (the outcome)
+  truth.json             planted latent risks and generator settings
+
+The latent risks and outcomes are drawn for the whole cohort at once (stratified, see
+gcmlm.demo.patients); everything else comes from per-patient streams (seed, patient index,
+purpose), so the CT, slides and clinical noise of a patient do not shift when, say, the slide
+size changes. The second patient has two slides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gcmlm.common.atomic import atomic_dir, atomic_file, write_json
+from gcmlm.common.errors import GcmlmError
+from gcmlm.common.progress import track
+from gcmlm.common.tables import PATIENT_ID, write_patient_table
+from gcmlm.demo import ct, wsi
+from gcmlm.demo import patients as patient_model
+
+log = logging.getLogger("gcmlm")
+
+GENERATOR_VERSION = "1"
+SLIDE_MPP = 0.5  # 20x
+DEFAULT_SLIDE_SIZE = (4096, 3072)  # width, height in level-0 pixels: 2 x 1.5 mm of tissue section
+TWO_SLIDE_PATIENT = 1  # index of the patient with two slides (the first one if there is only one)
+# Purposes of the per-patient random streams.
+_CLINICAL, _CT, _SLIDES = 0, 1, 2
+
+
+def _stream(seed: int, index: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, purpose)))
+
+
+def _slide_sizes(rng: np.random.Generator, base: tuple[int, int]) -> tuple[int, int]:
+    """Slides differ a little in size, as scans do."""
+    return tuple(int(round(v * rng.uniform(0.85, 1.0) / 16)) * 16 for v in base)
+
+
+def make_cohort(out_dir: str | os.PathLike, patients: int = 40, seed: int = 0,
+                slide_size: tuple[int, int] = DEFAULT_SLIDE_SIZE) -> dict:
+    """Write the cohort into ``out_dir`` (created if needed); returns the key paths."""
+    if patients < 1:
+        raise GcmlmError(f"need at least one patient, got {patients}")
+    if seed < 0:
+        raise GcmlmError(f"the seed must be a non-negative integer, got {seed}")
+    out = Path(out_dir)
+    dirs = {name: out / name for name in ("ct", "labels", "slides")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    two_slides = min(TWO_SLIDE_PATIENT, patients - 1)
+    ids = [patient_model.patient_id(i, patients) for i in range(patients)]
+    people = patient_model.make_patients(np.random.default_rng(np.random.SeedSequence(seed)),
+                                         [_stream(seed, i, _CLINICAL) for i in range(patients)], ids)
+    manifest, clinical, truth = [], [], []
+    for i, person in enumerate(track(people, "demo-cohort patients", unit="patients")):
+        pid = person.patient_id
+
+        image, label, ct_truth = ct.make_ct(_stream(seed, i, _CT), person.r_ct)
+        ct_path, label_path = dirs["ct"] / f"{pid}.nii.gz", dirs["labels"] / f"{pid}.nii.gz"
+        ct.write_nifti(image, ct_path)
+        ct.write_nifti(label, label_path)
+        manifest.append({PATIENT_ID: pid, "kind": "ct", "path": f"ct/{pid}.nii.gz", "label": f"labels/{pid}.nii.gz"})
+
+        rng = _stream(seed, i, _SLIDES)
+        slide_truth = []
+        for k in range(2 if i == two_slides else 1):
+            sid = f"{pid}-{'AB'[k]}"
+            params = wsi.slide_params(rng, person.r_path, pieces=int(rng.integers(1, 4)))
+            width, height = _slide_sizes(rng, slide_size)
+            slide = wsi.SyntheticSlide(width, height, SLIDE_MPP, params, seed=(seed, i, _SLIDES, k))
+            levels = wsi.write_slide(dirs["slides"] / f"{sid}.tiff", slide)
+            manifest.append({PATIENT_ID: pid, "kind": "slide", "path": f"slides/{sid}.tiff", "label": ""})
+            slide_truth.append({"slide_id": sid, "mpp": SLIDE_MPP, "levels": levels, **params.__dict__})
+
+        clinical.append({PATIENT_ID: pid, **person.clinical, "mlm": person.mlm})
+        truth.append({**person.truth(), "ct": ct.truth_dict(ct_truth), "slides": slide_truth})
+
+    paths = {
+        "manifest": out / "manifest.csv",
+        "clinical": out / "clinical.csv",
+        "ct_dir": dirs["ct"],
+        "labels_dir": dirs["labels"],
+        "slides_dir": dirs["slides"],
+        "truth": out / "truth.json",
+    }
+    with atomic_file(paths["manifest"]) as tmp:
+        pd.DataFrame(manifest).to_csv(tmp, index=False)
+    write_patient_table(pd.DataFrame(clinical), paths["clinical"])
+    write_json(paths["truth"], {
+        "generator": "gcmlm.demo.cohort",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "patients": len(truth),
+        "synthetic": True,
+        "outcome_model": {
+            "formula": "mlm ~ Bernoulli(sigmoid(slope * (r_ct + r_path + clinical_weight * r_clin) + intercept))",
+            "slope": patient_model.OUTCOME_SLOPE,
+            "intercept": patient_model.OUTCOME_INTERCEPT,
+            "clinical_weight": patient_model.CLINICAL_WEIGHT,
+        },
+        "ct": {"spacing_mm": ct.SPACING, "size_voxels": ct.SIZE, "labels": {"1": "stomach wall", "2": "tumour"}},
+        "per_patient": truth,
+    })
+    return paths
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="cohort folder to write (replaced atomically)")
+    parser.add_argument("--patients", type=int, default=40, help="number of patients (default 40)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--slide-size", type=int, nargs=2, default=list(DEFAULT_SLIDE_SIZE), metavar=("W", "H"),
+                        help="largest slide size in level-0 pixels at 0.5 um/px (default %(default)s)")
+
+
+def _refuse_to_replace_other_data(out: Path) -> None:
+    """--out is replaced as a whole: only allow that for an empty folder or an earlier demo cohort."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise GcmlmError("exists and is not a folder", out)
+    if any(out.iterdir()) and not (out / "truth.json").is_file():
+        raise GcmlmError("folder is not empty and holds no demo cohort (truth.json); refusing to replace it", out)
+    if (out / "truth.json").is_file():
+        try:
+            generator = json.loads((out / "truth.json").read_text()).get("generator")
+        except (ValueError, AttributeError):
+            generator = None
+        if generator != "gcmlm.demo.cohort":
+            raise GcmlmError("folder holds a truth.json not written by demo-cohort; refusing to replace it", out)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.patients < 1:
+        raise GcmlmError(f"--patients must be at least 1, got {args.patients}")
+    if args.seed < 0:
+        raise GcmlmError(f"--seed must be a non-negative integer, got {args.seed}")
+    if min(args.slide_size) < 256:
+        raise GcmlmError(f"--slide-size must be at least 256 px per side, got {args.slide_size}")
+    _refuse_to_replace_other_data(Path(args.out))
+    with atomic_dir(args.out) as tmp:
+        paths = make_cohort(tmp, args.patients, args.seed, tuple(args.slide_size))
+        table = pd.read_csv(paths["clinical"])
+        n_slides = sum(1 for _ in paths["slides_dir"].glob("*.tiff"))
+    print(f"demo cohort -> {args.out}: {args.patients} patients, {args.patients} CTs with labels, "
+          f"{n_slides} slides, MLM in {int(table['mlm'].sum())}/{len(table)} patients (seed {args.seed})")
+    return 0

@@ -1,0 +1,163 @@
+"""Synthetic abdominal CT (int16 HU) with a stomach wall / tumour label map on the same grid.
+
+A small phantom, not an anatomy atlas: an elliptic body with subcutaneous and visceral fat, a
+vertebra, a liver, and a stomach (thick layered wall, lumen with an air-fluid level) carrying a
+tumour on its wall. The latent risk ``r_ct`` sets the tumour's mean HU, its texture heterogeneity
+and its size, so PyRadiomics first-order, texture and shape features on label 2 see it.
+
+Geometry is drawn in millimetres around the volume centre, so anisotropic spacing behaves like a
+real scan (the wall is ~5 voxels thick in-plane and ~2 slices across). Labels come from the exact
+geometry; the image is the same scene blurred by a point-spread function plus correlated noise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+SPACING = (0.8, 0.8, 2.5)  # mm, x y z: a thin-ish portal-venous abdominal series
+SIZE = (96, 96, 32)  # voxels, x y z: small so a tiny nnU-Net trains in minutes on CPU
+BACKGROUND, STOMACH, TUMOUR = 0, 1, 2
+
+
+@dataclass
+class CtTruth:
+    """What was planted, for tests and for the truth file."""
+
+    tumour_radius_mm: float
+    tumour_mean_hu: float
+    tumour_heterogeneity_hu: float
+    tumour_voxels: int
+    wall_voxels: int
+
+
+def tumour_parameters(r_ct: float) -> tuple[float, float, float]:
+    """(radius mm, mean HU, heterogeneity HU) for a latent risk; all increase with ``r_ct``."""
+    radius = 7.0 * float(np.exp(0.15 * r_ct))
+    mean_hu = 105.0 + 14.0 * r_ct
+    heterogeneity = 8.0 * float(np.exp(0.45 * r_ct))
+    return radius, mean_hu, heterogeneity
+
+
+def _grid(size, spacing):
+    """Voxel-centre coordinates in mm relative to the volume centre, as (z, y, x) arrays."""
+    axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(size, spacing, strict=True)]
+    z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return x, y, z
+
+
+def _smooth_noise(rng: np.random.Generator, shape, spacing, sigma_mm: float) -> np.ndarray:
+    """Unit-variance Gaussian noise with correlation length ``sigma_mm`` (anisotropy-aware)."""
+    noise = sitk.GetImageFromArray(rng.standard_normal(shape).astype(np.float32))
+    noise.SetSpacing(spacing)
+    field = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(noise, sigma_mm))
+    return field / max(float(field.std()), 1e-6)
+
+
+def _ellipsoid(x, y, z, centre, axes, angle=0.0) -> np.ndarray:
+    """Normalised radius of an ellipsoid rotated by ``angle`` in the axial plane (<= 1 inside)."""
+    dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    return np.sqrt((u / axes[0]) ** 2 + (v / axes[1]) ** 2 + (dz / axes[2]) ** 2)
+
+
+def make_ct(rng: np.random.Generator, r_ct: float, size=SIZE, spacing=SPACING) -> tuple[sitk.Image, sitk.Image, CtTruth]:
+    """One patient's CT and label map (same grid) and what was planted."""
+    shape = (size[2], size[1], size[0])
+    x, y, z = _grid(size, spacing)
+    half_x = (size[0] - 1) / 2 * spacing[0]
+    half_y = (size[1] - 1) / 2 * spacing[1]
+
+    # Body: an ellipse (anterior is -y in LPS) that breathes a little along z; air outside.
+    body_a = rng.uniform(0.80, 0.88) * half_x
+    body_b = rng.uniform(0.66, 0.74) * half_y
+    wobble = 1 + 0.03 * np.sin(z / 15.0 + rng.uniform(0, 2 * np.pi))
+    body_r = np.sqrt((x / (body_a * wobble)) ** 2 + (y / (body_b * wobble)) ** 2)
+    fat_mm = rng.uniform(2.5, 5.0)
+    inner_r = np.sqrt((x / (body_a * wobble - fat_mm)) ** 2 + (y / (body_b * wobble - fat_mm)) ** 2)
+    body, interior = body_r <= 1, inner_r <= 1
+
+    hu = np.full(shape, -1000.0, dtype=np.float32)
+    hu[body] = -100.0  # subcutaneous fat
+    hu[interior] = 45.0  # muscle / bowel soft tissue
+    visceral = (_smooth_noise(rng, shape, spacing, 3.0) > 0.6) & interior & (inner_r < 0.8)
+    hu[visceral] = -90.0
+
+    # Vertebra (posterior, +y) and liver (patient right, -x): structures the network must ignore.
+    vert_c, vert_r = (rng.uniform(-2, 2), body_b - 10.0), 5.0
+    vert_d = np.hypot(x - vert_c[0], y - vert_c[1])
+    hu[vert_d <= vert_r] = 700.0
+    hu[vert_d <= vert_r - 1.2] = 250.0
+    liver = _ellipsoid(x, y, z, (-0.45 * body_a, -2.0, 10.0), (0.42 * body_a, 0.55 * body_b, 45.0)) <= 1
+    hu[liver & interior] = 62.0
+
+    # Stomach: a tilted ellipsoid on the patient's left with a thick wall and an air-fluid level.
+    centre = (rng.uniform(0.18, 0.26) * body_a, rng.uniform(-5.0, -1.0), rng.uniform(-6.0, 6.0))
+    axes = (rng.uniform(13.0, 16.0), rng.uniform(9.5, 12.0), rng.uniform(26.0, 32.0))
+    angle = rng.uniform(-0.4, 0.4)
+    wall_mm = rng.uniform(3.6, 4.8)
+    outer = _ellipsoid(x, y, z, centre, axes, angle)
+    inner = _ellipsoid(x, y, z, centre, tuple(a - wall_mm for a in axes), angle)
+    stomach, lumen = outer <= 1, inner <= 1
+    perigastric = (outer <= 1 + rng.uniform(2.0, 3.5) / np.mean(axes[:2])) & interior & ~liver
+    hu[perigastric] = -95.0  # the fat plane that outlines the stomach on real scans
+    wall = stomach & ~lumen
+    hu[stomach] = 10.0  # fluid
+    air_level = centre[1] - rng.uniform(0.0, 0.5) * (axes[1] - wall_mm)
+    hu[lumen & (y < air_level)] = -980.0  # gas rises anteriorly in a supine patient
+    # Layered wall: enhancing mucosa inside, muscularis outside.
+    depth = np.clip((1 - outer) * np.mean(axes[:2]) / wall_mm, 0, 1)  # 0 at serosa, 1 at mucosa
+    hu[wall] = (50.0 + 30.0 * depth)[wall]
+
+    # Tumour: an irregular blob centred on the wall, thickening it outwards and a little into the lumen.
+    radius, mean_hu, heterogeneity = tumour_parameters(r_ct)
+    phi = rng.uniform(0, 2 * np.pi)
+    t_z = centre[2] + rng.uniform(-0.35, 0.35) * axes[2]
+    ring = np.sqrt(max(1 - ((t_z - centre[2]) / axes[2]) ** 2, 0.2))
+    mid = 1 - wall_mm / 2 / min(axes[:2])
+    px, py = axes[0] * ring * mid * np.cos(phi), axes[1] * ring * mid * np.sin(phi)
+    c, s = np.cos(angle), np.sin(angle)
+    t_c = (centre[0] + c * px - s * py, centre[1] + s * px + c * py, t_z)
+    dx, dy, dz = x - t_c[0], y - t_c[1], z - t_c[2]
+    theta, az = np.arctan2(np.hypot(dx, dy), dz), np.arctan2(dy, dx)
+    bumps = sum(rng.uniform(0.04, 0.09) * np.sin(k * az + rng.uniform(0, 2 * np.pi))
+                * np.sin(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+    t_r = np.sqrt(dx**2 + dy**2 + (dz / 1.3) ** 2) / (radius * (1 + bumps))
+    tumour = (t_r <= 1) & (outer <= 1.12) & (inner >= 0.8)
+    texture = _smooth_noise(rng, shape, spacing, 1.2)
+    hu[tumour] = (mean_hu + heterogeneity * texture)[tumour]
+
+    # Scanner: blur by the point-spread function, then correlated quantum noise.
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing(spacing)
+    hu = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.4))
+    hu = hu + rng.uniform(9.0, 13.0) * _smooth_noise(rng, shape, spacing, 0.5)
+    hu = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[wall] = STOMACH
+    labels[tumour] = TUMOUR
+
+    # A realistic, non-trivial scanner origin; identity direction keeps downstream tools simple.
+    origin = (round(rng.uniform(-220, -160), 1), round(rng.uniform(-260, -190), 1), round(rng.uniform(-520, -380), 1))
+    out = []
+    for array in (hu, labels):
+        img = sitk.GetImageFromArray(array)
+        img.SetSpacing(spacing)
+        img.SetOrigin(origin)
+        out.append(img)
+    truth = CtTruth(round(radius, 4), round(mean_hu, 4), round(heterogeneity, 4),
+                    int((labels == TUMOUR).sum()), int((labels == STOMACH).sum()))
+    return out[0], out[1], truth
+
+
+def write_nifti(image: sitk.Image, path: str | os.PathLike) -> None:
+    sitk.WriteImage(image, os.fspath(path), useCompression=True)
+
+
+def truth_dict(truth: CtTruth) -> dict:
+    return asdict(truth)
