@@ -1,0 +1,1 @@
+"""Radiology stages: CT preprocessing, nnU-Net v2 segmentation, PyRadiomics features."""
