@@ -28,7 +28,7 @@ step "3/4 whole workflow gc-mlm.cwl (radiology + pathology + fusion)"
 python -m gcmlm.jobs gc-mlm --manifest "$out/cohort/manifest.csv" --clinical "$out/cohort/clinical.csv" \
   --model "$model" --out "$out/gc-mlm.job.yml" \
   --set use_gpu=false --set encoder=resnet50_trunc --set allow_random_weights=true \
-  --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set seed=0
+  --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set tuning=fast --set seed=0
 # shellcheck disable=SC2086
 cwltool $cwl_args --outdir "$out/results" "$repo/workflows/gc-mlm.cwl" "$out/gc-mlm.job.yml" \
   > "$out/gc-mlm.outputs.json"
@@ -41,11 +41,11 @@ out = Path(sys.argv[1])
 outputs = json.loads((out / "gc-mlm.outputs.json").read_text())
 metrics = json.loads(Path(outputs["cv_metrics"]["path"]).read_text())
 print("nested-CV AUC (95% CI) on the demo cohort:")
-for name, m in metrics.get("models", metrics).items():
+for name, m in metrics["models"].items():
     if isinstance(m, dict) and "auc" in m:
         low, high = m["auc_ci95"]
         print(f"  {name:8s} {m['auc']:.3f} ({low:.3f}-{high:.3f})")
-report = outputs.get("cv_report") or outputs.get("report")
-print(f"\nreport: {report['path'] if report else 'not written'}")
+report = outputs["cv_report"]
+print(f"\nreport: {report['path']}")
 print(f"all outputs: {out / 'results'}")
 PY

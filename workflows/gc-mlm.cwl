@@ -118,7 +118,7 @@ steps:
       seed: seed
       external_table: external_table
       predict_table: predict_table
-    out: [merged_table, join_report, model_dir, cv_metrics, oof_predictions, selected_features, cv_plots,
+    out: [merged_table, join_report, model_dir, cv_metrics, cv_report, oof_predictions, selected_features, cv_plots,
           external_metrics, report, predictions]
 
 outputs:
@@ -128,6 +128,7 @@ outputs:
   join_report: {type: File, outputSource: fusion/join_report}
   model_dir: {type: Directory, outputSource: fusion/model_dir}
   cv_metrics: {type: File, outputSource: fusion/cv_metrics}
+  cv_report: {type: File, outputSource: fusion/cv_report, doc: "nested-CV report (HTML, images embedded)"}
   oof_predictions: {type: File, outputSource: fusion/oof_predictions}
   selected_features: {type: File, outputSource: fusion/selected_features}
   cv_plots: {type: "File[]", outputSource: fusion/cv_plots}

@@ -1,0 +1,132 @@
+"""Nested cross-validation: repeated stratified outer folds, inner tuning, training-fold thresholds.
+
+For each outer split every model is fit (its inner GridSearchCV tunes on the training fold
+only) and scores the held-out fold. The decision threshold used on a held-out fold is chosen
+from inner-CV out-of-fold scores of the *training* fold (hyperparameters frozen), never from
+the held-out patients. Each repeat gives one out-of-fold score per patient.
+
+Aggregation (documented in tools/fusion-train/README.md): metrics are computed on each repeat's
+pooled out-of-fold scores and averaged over repeats. ``auc_ci95`` is a DeLong interval on the
+logit scale around the mean AUC using the mean per-repeat DeLong variance: the variance of one
+repeat's AUC, not divided by the number of repeats, because repeats re-use the same patients.
+DeLong comparisons are run per repeat; the median p-value is reported with all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import clone
+from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
+
+from gcmlm.common.progress import Progress
+from gcmlm.common.tables import PATIENT_ID
+from gcmlm.fusion import metrics
+from gcmlm.fusion.models import chosen_params, feature_weights, with_fixed_params
+
+log = logging.getLogger("gcmlm")
+
+
+@dataclass
+class CVResult:
+    oof: pd.DataFrame  # patient_id, repeat, fold, model, score, threshold, label
+    weights: pd.DataFrame  # model, repeat, fold, base, feature, weight
+    params: list[dict] = field(default_factory=list)
+
+
+def training_threshold(fitted, X: pd.DataFrame, y: np.ndarray, cv, rule: str) -> tuple[float, np.ndarray]:
+    """Threshold (and the scores it came from) from inner-CV out-of-fold scores on training data."""
+    scores = cross_val_predict(with_fixed_params(fitted), X, y, cv=cv, method="predict_proba")[:, 1]
+    return metrics.choose_threshold(y, scores, rule), scores
+
+
+def nested_cv(table: pd.DataFrame, y: np.ndarray, factories: dict, *, outer_folds: int, outer_repeats: int,
+              inner_cv, seed: int, threshold_rule: str) -> CVResult:
+    outer = RepeatedStratifiedKFold(n_splits=outer_folds, n_repeats=outer_repeats, random_state=seed)
+    rows, weights, params = [], [], []
+    ids = table[PATIENT_ID].astype(str).to_numpy()
+    progress = Progress(outer_folds * outer_repeats * len(factories), "nested CV", unit="fits")
+    for split, (train, test) in enumerate(outer.split(table, y)):
+        repeat, fold = divmod(split, outer_folds)
+        X_train, X_test = table.iloc[train], table.iloc[test]
+        for name, factory in factories.items():
+            model = clone(factory).fit(X_train, y[train])
+            threshold, _ = training_threshold(model, X_train, y[train], inner_cv, threshold_rule)
+            score = model.predict_proba(X_test)[:, 1]
+            rows.append(pd.DataFrame({PATIENT_ID: ids[test], "repeat": repeat, "fold": fold, "model": name,
+                                      "score": score, "threshold": threshold, "label": y[test]}))
+            weights += [{"model": name, "repeat": repeat, "fold": fold, **w} for w in feature_weights(model)]
+            params.append({"model": name, "repeat": repeat, "fold": fold, "params": chosen_params(model)})
+            progress.update()
+    progress.close()
+    return CVResult(pd.concat(rows, ignore_index=True), pd.DataFrame(weights), params)
+
+
+def _repeat_metrics(part: pd.DataFrame) -> dict:
+    y, p = part["label"].to_numpy(), part["score"].to_numpy()
+    auc, se, lo, hi = metrics.auc_ci(y, p)
+    out = {"auc": auc, "auc_var": se**2}
+    counts = metrics.threshold_metrics(y, p, part["threshold"].to_numpy())
+    out.update({k: counts[k] for k in ("sensitivity", "specificity", "ppv", "npv")})
+    out["brier"] = metrics.brier(y, p)
+    out.update(metrics.calibration(y, p))
+    return out
+
+
+def summarise(oof: pd.DataFrame) -> dict:
+    """Per-model metrics from out-of-fold scores (see the module docstring for the aggregation)."""
+    summary = {}
+    z = stats.norm.ppf(0.975)
+    for name, part in oof.groupby("model", sort=False):
+        per_repeat = [_repeat_metrics(r) for _, r in part.groupby("repeat")]
+        mean = {k: float(np.mean([m[k] for m in per_repeat])) for k in per_repeat[0]}
+        auc, se = mean["auc"], float(np.sqrt(mean.pop("auc_var")))
+        if 0 < auc < 1 and se > 0:
+            centre, half = np.log(auc / (1 - auc)), z * se / (auc * (1 - auc))
+            ci = [float(1 / (1 + np.exp(-(centre - half)))), float(1 / (1 + np.exp(-(centre + half))))]
+        else:
+            ci = [auc, auc]
+        fold_aucs = [metrics.auc_ci(f["label"], f["score"])[0] for _, f in part.groupby(["repeat", "fold"])
+                     if f["label"].nunique() == 2]
+        summary[name] = {
+            "auc": auc, "auc_ci95": ci, "auc_se": se,
+            "auc_per_repeat": [m["auc"] for m in per_repeat],
+            "auc_fold_mean": float(np.mean(fold_aucs)), "auc_fold_sd": float(np.std(fold_aucs, ddof=1)) if len(fold_aucs) > 1 else 0.0,
+            **{k: v for k, v in mean.items() if k != "auc"},
+            "threshold_median": float(part["threshold"].median()),
+        }
+    return summary
+
+
+def compare(oof: pd.DataFrame, challengers=("fused", "stacked")) -> list[dict]:
+    """DeLong tests of each fusion model against each single modality, per repeat."""
+    models = list(dict.fromkeys(oof["model"]))
+    singles = [m for m in models if m not in challengers]
+    out = []
+    for challenger in [c for c in challengers if c in models]:
+        for single in singles:
+            tests = []
+            for _, rep in oof.groupby("repeat"):
+                a = rep[rep["model"] == challenger].set_index(PATIENT_ID)
+                b = rep[rep["model"] == single].set_index(PATIENT_ID).loc[a.index]
+                tests.append(metrics.delong_test(a["label"].to_numpy(), a["score"].to_numpy(), b["score"].to_numpy()))
+            out.append({"model": challenger, "versus": single,
+                        "auc_difference": float(np.mean([t["difference"] for t in tests])),
+                        "p_value": float(np.median([t["p_value"] for t in tests])),
+                        "p_values_per_repeat": [t["p_value"] for t in tests]})
+    return out
+
+
+def selection_table(weights: pd.DataFrame, n_splits: int) -> pd.DataFrame:
+    """Per model and feature: how often it reached the classifier, and its mean weight when it did."""
+    if weights.empty:
+        return pd.DataFrame(columns=["model", "base", "feature", "selection_frequency", "mean_weight"])
+    grouped = weights.groupby(["model", "base", "feature"], sort=False)
+    table = grouped.agg(n=("weight", "size"), mean_weight=("weight", "mean")).reset_index()
+    table["selection_frequency"] = table.pop("n") / n_splits
+    return table.sort_values(["model", "selection_frequency", "mean_weight"], ascending=[True, False, False],
+                             key=lambda s: s.abs() if s.name == "mean_weight" else s)

@@ -1,0 +1,138 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+id: fusion-train
+label: "gcmlm fusion-train: nested cross-validation of per-modality, fused and stacked risk models"
+doc: |
+  Nested cross-validation (repeated stratified outer folds, inner grid search on AUC) of one model
+  per modality (column prefixes rad_, path_, clin_), early fusion of all features (fused) and late
+  fusion by stacking per-modality scores (stacked). Imputation, constant-feature removal, scaling,
+  optional ComBat by centre, correlation pruning, feature selection and the classifier are all
+  refit inside every fold. Writes metrics.json (AUC with DeLong CI, threshold metrics, Brier,
+  calibration, DeLong comparisons), out-of-fold predictions, selected features, CV plots, a
+  self-contained report.html (internal validation), and the
+  final models refit on all patients (skops) with a model card.
+
+$namespaces:
+  s: https://schema.org/
+  edam: http://edamontology.org/
+
+s:license: https://spdx.org/licenses/Apache-2.0
+s:codeRepository: https://github.com/gcmlm/gcmlm
+
+requirements:
+  InlineJavascriptRequirement: {}
+hints:
+  DockerRequirement:
+    dockerPull: ghcr.io/gcmlm/fusion-train:0.1.0
+  SoftwareRequirement:
+    packages:
+      gcmlm:
+        version: ["0.1.0"]
+      scikit-learn:
+        specs: ["https://pypi.org/project/scikit-learn/"]
+      skops:
+        specs: ["https://pypi.org/project/skops/"]
+  ResourceRequirement:
+    coresMin: 1
+    ramMin: 4096
+
+baseCommand: [gcmlm, fusion-train]
+
+inputs:
+  table:
+    type: File
+    inputBinding: {prefix: --table}
+    doc: Patient table (CSV, edam:format_3752), e.g. from fusion-merge.
+  label:
+    type: string
+    inputBinding: {prefix: --label}
+    doc: Binary outcome column (0/1).
+  models:
+    type: string[]?
+    inputBinding: {prefix: --models}
+    doc: Subset of rad, path, clin, fused, stacked (default all available).
+  classifier:
+    type: string?
+    inputBinding: {prefix: --classifier}
+    doc: logreg (default), svm, rf or gb.
+  penalty:
+    type: string?
+    inputBinding: {prefix: --penalty}
+    doc: Logistic regression penalty l1, l2 (default) or elasticnet.
+  selection:
+    type: string?
+    inputBinding: {prefix: --selection}
+    doc: none, l1, anova (default) or mrmr.
+  k_features:
+    type: int[]?
+    inputBinding: {prefix: --k-features}
+    doc: Features kept by selection; several values are tuned in the inner CV.
+  corr_threshold:
+    type: float?
+    inputBinding: {prefix: --corr-threshold}
+  combat_column:
+    type: string?
+    inputBinding: {prefix: --combat-column}
+    doc: Centre column for ComBat harmonisation inside the folds.
+  outer_folds:
+    type: int?
+    inputBinding: {prefix: --outer-folds}
+  outer_repeats:
+    type: int?
+    inputBinding: {prefix: --outer-repeats}
+  inner_folds:
+    type: int?
+    inputBinding: {prefix: --inner-folds}
+  tuning:
+    type: string?
+    inputBinding: {prefix: --tuning}
+    doc: full (default), fast (tiny grids) or none.
+  threshold_rule:
+    type: string?
+    inputBinding: {prefix: --threshold-rule}
+  seed:
+    type: int?
+    inputBinding: {prefix: --seed}
+  n_jobs:
+    type: int?
+    inputBinding: {prefix: --n-jobs}
+
+arguments:
+  - prefix: --out
+    valueFrom: $(runtime.outdir)/fusion_model
+
+outputs:
+  model_dir:
+    type: Directory
+    outputBinding:
+      glob: fusion_model
+  metrics:
+    type: File
+    format: edam:format_3464
+    outputBinding:
+      glob: fusion_model/metrics.json
+  oof_predictions:
+    type: File
+    format: edam:format_3752
+    outputBinding:
+      glob: fusion_model/oof_predictions.csv
+  selected_features:
+    type: File
+    format: edam:format_3752
+    outputBinding:
+      glob: fusion_model/selected_features.csv
+  model_card:
+    type: File
+    format: edam:format_3464
+    outputBinding:
+      glob: fusion_model/model_card.json
+  report:
+    type: File
+    format: edam:format_2331  # HTML
+    outputBinding:
+      glob: fusion_model/report.html
+  plots:
+    type: File[]
+    outputBinding:
+      glob: ["fusion_model/*.png", "fusion_model/*.svg"]

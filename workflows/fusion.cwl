@@ -1,0 +1,134 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: Workflow
+id: fusion
+label: "gcmlm fusion: merge patient tables, nested-CV training, optional external evaluation and prediction"
+doc: |
+  fusion-merge joins the radiology, pathology and clinical patient tables (those given) on
+  patient_id; fusion-train runs nested cross-validation of per-modality, fused and stacked models
+  and refits them on all patients (cv_report: nested-CV report.html); if `external_table` is given, fusion-evaluate validates the
+  saved models on it (report.html); if `predict_table` is given, fusion-predict scores it.
+
+$namespaces:
+  s: https://schema.org/
+  edam: http://edamontology.org/
+
+s:license: https://spdx.org/licenses/Apache-2.0
+s:codeRepository: https://github.com/gcmlm/gcmlm
+
+requirements:
+  InlineJavascriptRequirement: {}
+  MultipleInputFeatureRequirement: {}
+  StepInputExpressionRequirement: {}
+
+inputs:
+  rad_table: {type: File, doc: "radiomics patient table (rad_ columns)"}
+  path_table: {type: File, doc: "pathology patient table (path_ columns)"}
+  clinical_table: {type: File, doc: "clinical patient table (clin_ columns and usually the outcome)"}
+  label: {type: string, doc: "binary outcome column"}
+  policy:
+    type:
+      type: enum
+      symbols: [fail, drop, impute]
+    default: fail
+    doc: fusion-merge policy for problem patients
+  models: {type: "string[]?", doc: "subset of rad, path, clin, fused, stacked"}
+  classifier: {type: string?}
+  selection: {type: string?}
+  k_features: {type: "int[]?"}
+  combat_column: {type: string?}
+  outer_folds: {type: int?}
+  outer_repeats: {type: int?}
+  inner_folds: {type: int?}
+  tuning: {type: string?}
+  seed: {type: int?}
+  n_jobs: {type: int?}
+  external_table: {type: File?, doc: "external cohort (same columns and outcome) for fusion-evaluate"}
+  predict_table: {type: File?, doc: "new patients to score with the default model"}
+  bootstrap: {type: int?}
+
+steps:
+  merge:
+    run: ../tools/fusion-merge/fusion-merge.cwl
+    in:
+      tables:
+        source: [rad_table, path_table, clinical_table]
+        linkMerge: merge_flattened
+      policy: policy
+    out: [merged, report]
+  train:
+    run: ../tools/fusion-train/fusion-train.cwl
+    in:
+      table: merge/merged
+      label: label
+      models: models
+      classifier: classifier
+      selection: selection
+      k_features: k_features
+      combat_column: combat_column
+      outer_folds: outer_folds
+      outer_repeats: outer_repeats
+      inner_folds: inner_folds
+      tuning: tuning
+      seed: seed
+      n_jobs: n_jobs
+    out: [model_dir, metrics, oof_predictions, selected_features, model_card, report, plots]
+  evaluate:
+    run: ../tools/fusion-evaluate/fusion-evaluate.cwl
+    when: $(inputs.table !== null)
+    in:
+      model: train/model_dir
+      table:
+        source: external_table
+        valueFrom: $(self)
+      label: label
+      bootstrap: bootstrap
+      seed: seed
+    out: [evaluation_dir, metrics, report, plots]
+  predict:
+    run: ../tools/fusion-predict/fusion-predict.cwl
+    when: $(inputs.table !== null)
+    in:
+      model: train/model_dir
+      table:
+        source: predict_table
+        valueFrom: $(self)  # null skips the step; valueFrom keeps the checker from flagging File? -> File
+    out: [predictions]
+
+outputs:
+  merged_table:
+    type: File
+    outputSource: merge/merged
+  join_report:
+    type: File
+    outputSource: merge/report
+  model_dir:
+    type: Directory
+    outputSource: train/model_dir
+  cv_metrics:
+    type: File
+    outputSource: train/metrics
+  oof_predictions:
+    type: File
+    outputSource: train/oof_predictions
+  selected_features:
+    type: File
+    outputSource: train/selected_features
+  cv_plots:
+    type: File[]
+    outputSource: train/plots
+  cv_report:
+    type: File
+    outputSource: train/report
+  external_metrics:
+    type: File?
+    outputSource: evaluate/metrics
+  report:
+    type: File?
+    outputSource: evaluate/report
+  external_plots:
+    type: File[]?
+    outputSource: evaluate/plots
+  predictions:
+    type: File?
+    outputSource: predict/predictions
