@@ -38,7 +38,7 @@ demo: setup ## build the demo cohort and run the full workflow on it with cwltoo
 	bash scripts/demo.sh $(DEMO_OUT)
 
 test: setup ## unit tests, CWL validation and CWL tests (tools run from .venv)
-	$(PY) -m pytest tests tools workflows $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
+	$(PY) -m pytest tests tools workflows --ignore=tests/cluster --ignore=tests/containers $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
 
 test-containers: images ## build the images, then run every tool's CWL tests inside its image
 	$(PY) -m pytest tools tests/containers $(PYTEST_ARGS) --cwl-runner cwltool \

@@ -33,19 +33,19 @@ inputs:
     default: fail
     doc: fusion-merge policy for problem patients
   models: {type: "string[]?", doc: "subset of rad, path, clin, fused, stacked"}
-  classifier: {type: string?}
-  selection: {type: string?}
+  classifier: {type: "string?"}
+  selection: {type: "string?"}
   k_features: {type: "int[]?"}
-  combat_column: {type: string?}
-  outer_folds: {type: int?}
-  outer_repeats: {type: int?}
-  inner_folds: {type: int?}
-  tuning: {type: string?}
-  seed: {type: int?}
-  n_jobs: {type: int?}
-  external_table: {type: File?, doc: "external cohort (same columns and outcome) for fusion-evaluate"}
-  predict_table: {type: File?, doc: "new patients to score with the default model"}
-  bootstrap: {type: int?}
+  combat_column: {type: "string?"}
+  outer_folds: {type: "int?"}
+  outer_repeats: {type: "int?"}
+  inner_folds: {type: "int?"}
+  tuning: {type: "string?"}
+  seed: {type: "int?"}
+  n_jobs: {type: "int?"}
+  external_table: {type: "File?", doc: "external cohort (same columns and outcome) for fusion-evaluate"}
+  predict_table: {type: "File?", doc: "new patients to score with the default model"}
+  bootstrap: {type: "int?"}
 
 steps:
   merge:

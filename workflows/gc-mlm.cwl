@@ -37,17 +37,17 @@ inputs:
   spacing: {type: "float[]?", doc: "resample CTs to this spacing (x y z, mm) before segmentation"}
   disable_tta: {type: boolean, default: false}
   radiomics_label: {type: int, default: 2, doc: "mask label for radiomics (2 = tumour)"}
-  radiomics_params: {type: File?, doc: "PyRadiomics parameter YAML (default: the shipped CT default)"}
+  radiomics_params: {type: "File?", doc: "PyRadiomics parameter YAML (default: the shipped CT default)"}
   radiomics_params_name: {type: string, default: ct_default}
   # pathology
   slides: {type: "File[]", doc: "whole-slide images; the slide ID is the file stem"}
   slide_map: {type: File, doc: "cohort manifest (or patient_id,slide_id CSV) mapping slides to patients"}
-  tiling_preset: {type: string?, doc: "CLAM preset name (bwh_biopsy, bwh_resection, tcga)"}
-  patch_size: {type: int?}
-  target_mpp: {type: float?}
-  min_tissue: {type: float?}
+  tiling_preset: {type: "string?", doc: "CLAM preset name (bwh_biopsy, bwh_resection, tcga)"}
+  patch_size: {type: "int?"}
+  target_mpp: {type: "float?"}
+  min_tissue: {type: "float?"}
   encoder: {type: string, default: uni_v1}
-  encoder_checkpoint: {type: File?}
+  encoder_checkpoint: {type: "File?"}
   allow_random_weights: {type: boolean, default: false}
   embed_batch_size: {type: int, default: 256}
   # fusion
@@ -59,16 +59,16 @@ inputs:
       symbols: [fail, drop, impute]
     default: fail
   models: {type: "string[]?", doc: "subset of rad, path, clin, fused, stacked (default all)"}
-  classifier: {type: string?}
-  selection: {type: string?}
+  classifier: {type: "string?"}
+  selection: {type: "string?"}
   k_features: {type: "int[]?"}
-  outer_folds: {type: int?}
-  outer_repeats: {type: int?}
-  inner_folds: {type: int?}
-  tuning: {type: string?}
-  seed: {type: int?}
-  external_table: {type: File?, doc: "external cohort patient table for fusion-evaluate"}
-  predict_table: {type: File?, doc: "new patients to score"}
+  outer_folds: {type: "int?"}
+  outer_repeats: {type: "int?"}
+  inner_folds: {type: "int?"}
+  tuning: {type: "string?"}
+  seed: {type: "int?"}
+  external_table: {type: "File?", doc: "external cohort patient table for fusion-evaluate"}
+  predict_table: {type: "File?", doc: "new patients to score"}
 
 steps:
   radiology:
@@ -132,9 +132,9 @@ outputs:
   oof_predictions: {type: File, outputSource: fusion/oof_predictions}
   selected_features: {type: File, outputSource: fusion/selected_features}
   cv_plots: {type: "File[]", outputSource: fusion/cv_plots}
-  external_metrics: {type: File?, outputSource: fusion/external_metrics}
-  report: {type: File?, outputSource: fusion/report}
-  predictions: {type: File?, outputSource: fusion/predictions}
+  external_metrics: {type: "File?", outputSource: fusion/external_metrics}
+  report: {type: "File?", outputSource: fusion/report}
+  predictions: {type: "File?", outputSource: fusion/predictions}
   ct_masks: {type: "File[]", outputSource: radiology/masks}
   ct_qa_overlays: {type: "File[]", outputSource: radiology/qa_overlays}
   tissue_masks: {type: "File[]", outputSource: pathology/masks}

@@ -28,7 +28,7 @@ inputs:
   images: {type: "File[]?", doc: "training CT images"}
   labels: {type: "File[]?", doc: "label maps, one per image, same order"}
   case_ids: {type: "string[]?", doc: "case IDs for images (default: file names)"}
-  cohort: {type: Directory?, doc: "cohort folder with a manifest (instead of images/labels)"}
+  cohort: {type: "Directory?", doc: "cohort folder with a manifest (instead of images/labels)"}
   manifest_name: {type: string, default: manifest.csv}
   test_cases: {type: "string[]?", doc: "manifest patients held out of training"}
   dataset_id: {type: int, doc: "nnU-Net dataset ID, 1-999"}
@@ -38,13 +38,13 @@ inputs:
   tiny: {type: boolean, default: false, doc: "tiny plans variant nnUNetPlans_tiny (tests, demos)"}
   fold: {type: string, default: "0"}
   trainer: {type: string, default: nnUNetTrainer}
-  epochs: {type: int?}
-  iterations_per_epoch: {type: int?}
-  val_iterations: {type: int?}
+  epochs: {type: "int?"}
+  iterations_per_epoch: {type: "int?"}
+  val_iterations: {type: "int?"}
   device: {type: string, default: auto}
-  threads: {type: int?}
-  num_workers: {type: int?}
-  num_processes: {type: int?}
+  threads: {type: "int?"}
+  num_workers: {type: "int?"}
+  num_processes: {type: "int?"}
 
 steps:
   dataset:
@@ -80,7 +80,7 @@ steps:
         cudaVersionMin: "11.8"
         cudaComputeCapability: "7.0"
         cudaDeviceCountMin: 1
-    in: &train_in
+    in:
       use_gpu: use_gpu
       preprocessed: plan/preprocessed
       configuration: configuration
@@ -101,7 +101,22 @@ steps:
   train_cpu:
     run: ../tools/nnunet-train/nnunet-train.cwl
     when: $(!inputs.use_gpu)
-    in: *train_in
+    in:
+      use_gpu: use_gpu
+      preprocessed: plan/preprocessed
+      configuration: configuration
+      fold: fold
+      trainer: trainer
+      plans:
+        source: tiny
+        valueFrom: "$(self ? 'nnUNetPlans_tiny' : 'nnUNetPlans')"
+      epochs: epochs
+      iterations_per_epoch: iterations_per_epoch
+      val_iterations: val_iterations
+      device: device
+      threads: threads
+      num_workers: num_workers
+      num_processes: num_processes
     out: [model, validation_summary]
 
 outputs:

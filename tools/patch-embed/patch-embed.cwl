@@ -37,7 +37,7 @@ hints:
       openslide:
         specs: ["https://openslide.org/"]
   ResourceRequirement:
-    coresMin: 4
+    coresMin: 2
     ramMin: 8192
 
 baseCommand: [gcmlm, patch-embed]

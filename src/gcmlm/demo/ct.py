@@ -36,8 +36,8 @@ class CtTruth:
 
 def tumour_parameters(r_ct: float) -> tuple[float, float, float]:
     """(radius mm, mean HU, heterogeneity HU) for a latent risk; all increase with ``r_ct``."""
-    radius = 7.0 * float(np.exp(0.15 * r_ct))
-    mean_hu = 105.0 + 14.0 * r_ct
+    radius = 10.0 * float(np.exp(0.15 * r_ct))
+    mean_hu = 140.0 + 14.0 * r_ct  # brighter than the enhancing wall (50-80 HU): learnable by a tiny nnU-Net
     heterogeneity = 8.0 * float(np.exp(0.45 * r_ct))
     return radius, mean_hu, heterogeneity
 

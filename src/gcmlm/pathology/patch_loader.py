@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,9 +190,19 @@ def fit_shared_memory(num_workers: int, prefetch: int, batch_bytes: int, shm: st
     return num_workers, prefetch
 
 
+def _short_socket_dir(limit: int = 60) -> None:
+    """Worker processes pass tensors through Unix sockets under TMPDIR. Toil's per-job TMPDIRs can
+    push those paths past the 107-byte AF_UNIX limit, and then the workers hang instead of failing:
+    use /tmp for them when TMPDIR is long."""
+    if len(tempfile.gettempdir()) > limit and os.access("/tmp", os.W_OK):
+        log.debug("TMPDIR %s is too long for Unix sockets; worker sockets go to /tmp", tempfile.gettempdir())
+        tempfile.tempdir = "/tmp"
+
+
 def patch_loader(dataset: PatchBatches, num_workers: int, pin_memory: bool = False,
                  prefetch_factor: int = 4) -> DataLoader:
     if num_workers > 0:
+        _short_socket_dir()
         batch_bytes = max((len(b) for b in dataset.batches), default=0) * dataset.plan.read_size ** 2 * 3
         num_workers, prefetch_factor = fit_shared_memory(num_workers, prefetch_factor, batch_bytes)
     dataset.split_for_workers(num_workers)
