@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # CWL tests run the tools from the virtual environment (no containers) unless told otherwise.
 CWL_ARGS ?= --no-container
 
-.PHONY: setup demo test test-unit test-cwl test-containers lint images bench clean help
+.PHONY: setup demo test test-containers test-cluster lint images bench clean help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,9 +40,8 @@ demo: setup ## build the demo cohort and run the full workflow on it with cwltoo
 test: setup ## unit tests, CWL validation and CWL tests (tools run from .venv)
 	$(PY) -m pytest tests tools workflows --ignore=tests/cluster --ignore=tests/containers $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
 
-test-containers: images ## build the images, then run every tool's CWL tests inside its image
-	$(PY) -m pytest tools tests/containers $(PYTEST_ARGS) --cwl-runner cwltool \
-	  --cwl-args="--user-space-docker-cmd podman --strict-memory-limit"
+test-containers: setup ## build the images, run every tool's CWL tests inside its image, then the demo in containers
+	bash scripts/ci-containers.sh
 
 lint: setup ## ruff, cwltool --validate (zero warnings), hadolint
 	$(PY) -m ruff check src tests benchmarks
@@ -50,9 +49,13 @@ lint: setup ## ruff, cwltool --validate (zero warnings), hadolint
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 
 images: setup ## build every stage image with podman (or docker)
+	bash scripts/setup-podman.sh
 	bash containers/build.sh
 
-bench: setup ## benchmarks against the reference tools, side by side
+test-cluster: setup ## Toil and a local one-node Slurm cluster (needs root; installs slurm-wlm + munge)
+	bash scripts/ci-cluster.sh $(PYTEST_ARGS)
+
+bench: setup ## benchmarks against the reference tools, side by side (see benchmarks/README.md)
 	bash benchmarks/run.sh
 
 clean:

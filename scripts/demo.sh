@@ -18,16 +18,17 @@ step "2/4 nnU-Net training workflow (tiny plans, CPU) on the first $train_cases 
 python -m gcmlm.jobs radiology-train --manifest "$out/cohort/manifest.csv" --first "$train_cases" \
   --out "$out/radiology-train.job.yml" \
   --set use_gpu=false --set dataset_id=501 --set dataset_name=GastricDemo --set tiny=true \
-  --set epochs="${DEMO_EPOCHS:-20}" --set iterations_per_epoch="${DEMO_ITERATIONS:-20}" --set val_iterations=2
+  --set trainer=nnUNetTrainerNoDA \
+  --set epochs="${DEMO_EPOCHS:-50}" --set iterations_per_epoch="${DEMO_ITERATIONS:-24}" --set val_iterations=2
 # shellcheck disable=SC2086
 cwltool $cwl_args --outdir "$out/model" "$repo/workflows/radiology-train.cwl" "$out/radiology-train.job.yml" \
   > "$out/radiology-train.outputs.json"
-model=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_zip"]["path"])' "$out/radiology-train.outputs.json")
+model=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["path"])' "$out/radiology-train.outputs.json")
 
 step "3/4 whole workflow gc-mlm.cwl (radiology + pathology + fusion)"
 python -m gcmlm.jobs gc-mlm --manifest "$out/cohort/manifest.csv" --clinical "$out/cohort/clinical.csv" \
   --model "$model" --out "$out/gc-mlm.job.yml" \
-  --set use_gpu=false --set encoder=resnet50_trunc --set allow_random_weights=true \
+  --set use_gpu=false --set tiling_preset=bwh_biopsy --set encoder="${DEMO_ENCODER:-resnet18}" --set allow_random_weights=true \
   --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set tuning=fast --set seed=0
 # shellcheck disable=SC2086
 cwltool $cwl_args --outdir "$out/results" "$repo/workflows/gc-mlm.cwl" "$out/gc-mlm.job.yml" \

@@ -4,10 +4,10 @@ class: Workflow
 id: radiology
 label: "gcmlm radiology: CT -> nnU-Net segmentation -> PyRadiomics features, one patient table"
 doc: |
-  Per patient (scattered): ct-preprocess (read the CT, DICOM folder or volume file, optionally
-  resample) -> nnunet-predict (segment with an nnU-Net v2 model zip; QA overlay PNG) ->
-  radiomics-extract (PyRadiomics features of one label of the predicted mask). The per-patient
-  rows are then joined into one patient table (`patient_id`, `rad_*`).
+  ct-preprocess per patient (scattered: read the CT, DICOM folder or volume file, optionally
+  resample) -> nnunet-predict once for the cohort (the model is loaded once; QA overlay PNG per
+  patient) -> radiomics-extract per patient (scattered: PyRadiomics features of one label of the
+  predicted mask). The per-patient rows are then joined into one patient table (`patient_id`, `rad_*`).
   nnunet-predict is declared twice, with and without a CUDA hint, and `use_gpu` picks one
   (docs/gpu.md): `use_gpu: false` runs everywhere, `use_gpu: true` asks the runner for a GPU.
 
@@ -61,136 +61,104 @@ inputs:
     doc: Shipped PyRadiomics setting used when radiomics_params is not given (ct_default, ibsi).
 
 steps:
-  patient:
+  preprocess:
+    doc: Each patient's CT, resampled and written as <patient_id>_0000.nii.gz (nnU-Net's channel naming).
+    run: ../tools/ct-preprocess/ct-preprocess.cwl
     scatter: [image, patient_id]
     scatterMethod: dotproduct
     in:
       image: ct_images
       patient_id: patient_ids
-      model: model
       spacing: spacing
+      out_name:
+        valueFrom: $(inputs.patient_id)_0000.nii.gz
+      report_name:
+        valueFrom: $(inputs.patient_id)_ct_preprocess.json
+    out: [image_out, report]
+
+  # One nnunet-predict call for the whole cohort: the model is loaded once, not once per patient.
+  predict_gpu:
+    run: ../tools/nnunet-predict/nnunet-predict.cwl
+    when: $(inputs.use_gpu)
+    hints:
+      cwltool:CUDARequirement:
+        cudaVersionMin: "11.8"
+        cudaComputeCapability: "7.0"
+        cudaDeviceCountMin: 1
+    in:
       use_gpu: use_gpu
+      model: model
+      images: preprocess/image_out
       disable_tta: disable_tta
-      radiomics_label: radiomics_label
-      radiomics_params: radiomics_params
-      radiomics_params_name: radiomics_params_name
-    out: [preprocessed, preprocess_report, mask, qa_overlay, features, diagnostics]
+      device:
+        default: cuda
+    out: [masks, qa_images]
+  predict_cpu:
+    run: ../tools/nnunet-predict/nnunet-predict.cwl
+    when: $(!inputs.use_gpu)
+    in:
+      use_gpu: use_gpu
+      model: model
+      images: preprocess/image_out
+      disable_tta: disable_tta
+      device:
+        default: cpu
+    out: [masks, qa_images]
+
+  per_patient:
+    doc: Masks and QA overlays in patient order (nnunet-predict names them <patient_id>.nii.gz / .png).
+    in:
+      patient_ids: patient_ids
+      predicted_masks:
+        source: [predict_gpu/masks, predict_cpu/masks]
+        pickValue: the_only_non_null
+      predicted_qa:
+        source: [predict_gpu/qa_images, predict_cpu/qa_images]
+        pickValue: the_only_non_null
+    out: [masks, qa_overlays]
     run:
-      class: Workflow
-      doc: One patient through preprocessing, segmentation and feature extraction.
+      class: ExpressionTool
       inputs:
-        image: [File, Directory]
-        patient_id: string
-        model: File
-        spacing: float[]?
-        use_gpu: boolean
-        disable_tta: boolean
-        radiomics_label: int
-        radiomics_params: File?
-        radiomics_params_name: string
-      steps:
-        preprocess:
-          run: ../tools/ct-preprocess/ct-preprocess.cwl
-          in:
-            image: image
-            spacing: spacing
-            out_name:  # nnU-Net's channel naming: the mask comes back as <patient_id>.nii.gz
-              source: patient_id
-              valueFrom: $(self)_0000.nii.gz
-            report_name:
-              source: patient_id
-              valueFrom: $(self)_ct_preprocess.json
-          out: [image_out, report]
-        predict_gpu:
-          run: ../tools/nnunet-predict/nnunet-predict.cwl
-          when: $(inputs.use_gpu)
-          hints:
-            cwltool:CUDARequirement:
-              cudaVersionMin: "11.8"
-              cudaComputeCapability: "7.0"
-              cudaDeviceCountMin: 1
-          in:
-            use_gpu: use_gpu
-            model: model
-            images:
-              source: [preprocess/image_out]
-              linkMerge: merge_nested
-            disable_tta: disable_tta
-            device:
-              default: cuda
-          out: [masks, qa_images]
-        predict_cpu:
-          run: ../tools/nnunet-predict/nnunet-predict.cwl
-          when: $(!inputs.use_gpu)
-          in:
-            use_gpu: use_gpu
-            model: model
-            images:
-              source: [preprocess/image_out]
-              linkMerge: merge_nested
-            disable_tta: disable_tta
-            device:
-              default: cpu
-          out: [masks, qa_images]
-        predicted:
-          doc: The one mask and QA overlay of this patient, from whichever predict step ran.
-          in:
-            masks:
-              source: [predict_gpu/masks, predict_cpu/masks]
-              pickValue: the_only_non_null
-            qa_overlays:
-              source: [predict_gpu/qa_images, predict_cpu/qa_images]
-              pickValue: the_only_non_null
-          out: [mask, qa_overlay]
-          run:
-            class: ExpressionTool
-            inputs:
-              masks: File[]
-              qa_overlays: File[]
-            outputs:
-              mask: File
-              qa_overlay: File
-            expression: '$({mask: inputs.masks[0], qa_overlay: inputs.qa_overlays[0]})'
-        radiomics:
-          run: ../tools/radiomics-extract/radiomics-extract.cwl
-          in:
-            image: preprocess/image_out
-            mask: predicted/mask
-            patient_id: patient_id
-            label: radiomics_label
-            params: radiomics_params
-            params_name: radiomics_params_name
-            out_name:
-              source: patient_id
-              valueFrom: $(self)_radiomics.csv
-            diagnostics_name:
-              source: patient_id
-              valueFrom: $(self)_radiomics_diagnostics.json
-          out: [features, diagnostics]
+        patient_ids: string[]
+        predicted_masks: File[]
+        predicted_qa: File[]
       outputs:
-        preprocessed:
-          type: File
-          outputSource: preprocess/image_out
-        preprocess_report:
-          type: File
-          outputSource: preprocess/report
-        mask:
-          type: File
-          outputSource: predicted/mask
-        qa_overlay:
-          type: File
-          outputSource: predicted/qa_overlay
-        features:
-          type: File
-          outputSource: radiomics/features
-        diagnostics:
-          type: File?
-          outputSource: radiomics/diagnostics
+        masks: File[]
+        qa_overlays: File[]
+      expression: |
+        ${
+          function byName(files, suffix) {
+            var found = {};
+            files.forEach(function (f) { found[f.basename] = f; });
+            return inputs.patient_ids.map(function (id) {
+              if (!(id + suffix in found)) { throw "nnunet-predict wrote no " + id + suffix; }
+              return found[id + suffix];
+            });
+          }
+          return {masks: byName(inputs.predicted_masks, ".nii.gz"), qa_overlays: byName(inputs.predicted_qa, ".png")};
+        }
+
+  radiomics:
+    run: ../tools/radiomics-extract/radiomics-extract.cwl
+    scatter: [image, mask, patient_id]
+    scatterMethod: dotproduct
+    in:
+      image: preprocess/image_out
+      mask: per_patient/masks
+      patient_id: patient_ids
+      label: radiomics_label
+      params: radiomics_params
+      params_name: radiomics_params_name
+      out_name:
+        valueFrom: $(inputs.patient_id)_radiomics.csv
+      diagnostics_name:
+        valueFrom: $(inputs.patient_id)_radiomics_diagnostics.json
+    out: [features, diagnostics]
 
   patient_table:
     run: ../tools/radiomics-extract/radiomics-extract.cwl
     in:
-      tables: patient/features
+      tables: radiomics/features
       out_name:
         default: radiomics_features.csv
     out: [features]
@@ -202,22 +170,22 @@ outputs:
     doc: Patient table (patient_id, rad_* PyRadiomics features), one row per patient.
   masks:
     type: File[]
-    outputSource: patient/mask
+    outputSource: per_patient/masks
     doc: Predicted label map per patient (NIfTI, on the preprocessed CT's grid).
   qa_overlays:
     type: File[]
-    outputSource: patient/qa_overlay
+    outputSource: per_patient/qa_overlays
     doc: QA overlay PNG per patient (CT slices with the mask outline).
   preprocessed_cts:
     type: File[]
-    outputSource: patient/preprocessed
+    outputSource: preprocess/image_out
     doc: The CTs as segmented, <patient_id>_0000.nii.gz (nnU-Net's channel naming).
   preprocess_reports:
     type: File[]
-    outputSource: patient/preprocess_report
+    outputSource: preprocess/report
   radiomics_diagnostics:
     type:
       type: array
       items: ["null", File]
-    outputSource: patient/diagnostics
+    outputSource: radiomics/diagnostics
     doc: PyRadiomics' diagnostics (versions, settings, mask checks) per patient.

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Build the gcmlm images: one per stage, ghcr.io/gcmlm/<stage>:<version>, as every tool's
+# DockerRequirement names them, on one shared runtime per branch (pip extra).
+#
+#   containers/build.sh              every stage in src/gcmlm/stages.py
+#   containers/build.sh STAGE...     only these stages (and the runtimes they need)
+#
+# Layers:  base (python slim | CUDA PyTorch)  ->  runtime-<extra>  ->  <stage>
+# The engine's layer cache rebuilds only what changed: a code change rebuilds the small gcmlm
+# layer of each runtime and the stage layers; pyproject.toml/constraints.txt rebuild dependencies.
+#
+# Environment:
+#   ENGINE=podman|docker   default: podman if it works, else docker (with a running daemon)
+#   BASE_CPU, BASE_GPU     base images for the CPU extras (fusion, demo) and the GPU extras
+#                          (radiology, pathology); defaults below
+#   GCMLM_LOCAL_BASE=1     build the bases here instead (debootstrap + PyPI's torch wheels); also
+#                          chosen when the default bases are absent and no registry answers
+#   GCMLM_WHEELS=DIR       a local wheel folder pip may take wheels from (podman only)
+#   REGISTRY=ghcr.io/gcmlm image name prefix
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+py="$repo/.venv/bin/python"
+[[ -x $py ]] || py=python3
+
+registry="${REGISTRY:-ghcr.io/gcmlm}"
+# The package's version (gcmlm.__version__, what `gcmlm --version` prints) is every image's tag.
+version="$(PYTHONPATH=src "$py" -c 'import gcmlm; print(gcmlm.__version__)')"
+pin() { sed -n "s/^$1==//p" constraints.txt; }
+torch_version="$(pin torch)"
+torchvision_version="$(pin torchvision)"
+# The CUDA of PyPI's torch wheels (constraints.txt pins nvidia-*-cu13).
+cuda_tag="cuda13.0"
+default_base_cpu="python:3.11-slim-bookworm"
+default_base_gpu="pytorch/pytorch:${torch_version}-${cuda_tag}-cudnn9-runtime"
+local_base_cpu="localhost/gcmlm/base-python:3.11-bookworm"
+local_base_gpu="localhost/gcmlm/base-torch:${torch_version}"
+gpu_extras=" radiology pathology "
+
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'containers/build.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# --- engine -------------------------------------------------------------------------------------
+engine_args=()
+pick_engine() {
+  if [[ -z ${ENGINE:-} ]]; then
+    if command -v podman >/dev/null && \
+       CONTAINERS_CONF="${CONTAINERS_CONF:-$repo/containers/containers.conf}" podman info >/dev/null 2>&1; then
+      ENGINE=podman
+    elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+      ENGINE=docker
+    else
+      die "neither podman nor a running docker works here; run scripts/setup-podman.sh"
+    fi
+  fi
+  if [[ $ENGINE == podman ]]; then
+    export CONTAINERS_CONF="${CONTAINERS_CONF:-$repo/containers/containers.conf}"
+    # Host network (no bridge in sandboxes) and the host's CA store, so pip reaches PyPI through
+    # whatever TLS setup the host has.
+    # docker format: the OCI config has no SHELL, and the Dockerfiles rely on bash -o pipefail.
+    engine_args+=(--format docker --network host --volume /etc/ssl/certs:/etc/ssl/certs:ro)
+    if [[ -n ${GCMLM_WHEELS:-} ]]; then
+      [[ -d $GCMLM_WHEELS ]] || die "GCMLM_WHEELS=$GCMLM_WHEELS is not a folder"
+      engine_args+=(--volume "$GCMLM_WHEELS:/wheels:ro" --build-arg PIP_FIND_LINKS=/wheels)
+    fi
+  fi
+  log "engine: $ENGINE ($($ENGINE --version))"
+}
+
+image_exists() { "$ENGINE" image inspect "$1" >/dev/null 2>&1; }
+
+registry_reachable() {
+  command -v curl >/dev/null || return 1
+  # Any HTTP answer (401 included) means the registry is there.
+  curl -s -o /dev/null --max-time 8 https://registry-1.docker.io/v2/
+}
+
+build() {  # build TAG DOCKERFILE CONTEXT [ARGS...]
+  local tag=$1 file=$2 context=$3; shift 3
+  local t0=$SECONDS
+  "$ENGINE" build --tag "$tag" --file "$file" "${engine_args[@]}" "$@" "$context" \
+    >"$workdir/build.log" 2>&1 || { tail -40 "$workdir/build.log" >&2; die "building $tag failed"; }
+  log "built $tag in $((SECONDS - t0)) s"
+}
+
+# --- bases --------------------------------------------------------------------------------------
+choose_bases() {
+  base_cpu="${BASE_CPU:-$default_base_cpu}"
+  base_gpu="${BASE_GPU:-$default_base_gpu}"
+  local local_base="${GCMLM_LOCAL_BASE:-}"
+  if [[ -z $local_base && -z ${BASE_CPU:-}${BASE_GPU:-} ]]; then
+    if image_exists "$base_cpu" && { ! $need_gpu || image_exists "$base_gpu"; }; then
+      local_base=0
+    elif registry_reachable; then
+      local_base=0
+    else
+      log "no image registry answers: building the bases here (GCMLM_LOCAL_BASE=1)"
+      local_base=1
+    fi
+  fi
+  if [[ $local_base == 1 ]]; then
+    base_cpu="$local_base_cpu"
+    base_gpu="$local_base_gpu"
+    if ! image_exists "$base_cpu"; then
+      local t0=$SECONDS
+      log "debootstrap bookworm -> $base_cpu"
+      ENGINE=$ENGINE bash containers/base/make-base.sh "$base_cpu" >/dev/null
+      log "built $base_cpu in $((SECONDS - t0)) s"
+    fi
+    if $need_gpu && ! image_exists "$base_gpu"; then
+      build "$base_gpu" containers/torch/Dockerfile "$workdir/empty" \
+        --build-arg BASE="$base_cpu" \
+        --build-arg TORCH_VERSION="$torch_version" \
+        --build-arg TORCHVISION_VERSION="$torchvision_version"
+    fi
+  fi
+  log "bases: cpu=$base_cpu gpu=$base_gpu"
+}
+
+# --- build context: the gcmlm wheel, constraints, one requirements file per extra --------------
+make_context() {
+  local ctx=$workdir/context src=$workdir/src
+  mkdir -p "$ctx" "$src"
+  cp constraints.txt "$ctx/"
+  # The wheel is built from the files git would commit (tracked + untracked, not ignored), in a
+  # copy, so stale build/ folders never leak into it; a fixed timestamp keeps an unchanged source
+  # an unchanged wheel, and so a cached layer.
+  git ls-files -z --cached --others --exclude-standard | \
+    while IFS= read -r -d '' f; do if [[ -e $f ]]; then printf '%s\0' "$f"; fi; done | \
+    tar --null -T - -c | tar -x -C "$src"
+  SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || echo 315532800)" \
+    "$py" -m pip wheel --quiet --no-deps --no-build-isolation -w "$ctx" "$src" >/dev/null
+  "$py" - "$ctx" <<'EOF'
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for extra, deps in project["optional-dependencies"].items():
+    with open(f"{sys.argv[1]}/requirements-{extra}.txt", "w") as out:
+        out.write("\n".join(project["dependencies"] + deps) + "\n")
+EOF
+}
+
+revision() {
+  local rev
+  rev="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+  [[ -z $(git status --porcelain 2>/dev/null) ]] || rev="$rev-dirty"
+  echo "$rev"
+}
+
+# --- main ---------------------------------------------------------------------------------------
+mapfile -t stage_rows < <(PYTHONPATH=src "$py" -c '
+from gcmlm.stages import STAGES
+for s in STAGES: print(s.name, s.branch, s.summary, sep="\t")')
+declare -A branch_of summary_of
+for row in "${stage_rows[@]}"; do
+  IFS=$'\t' read -r name branch summary <<<"$row"
+  branch_of[$name]=$branch; summary_of[$name]=$summary
+done
+if (($#)); then wanted=("$@"); else wanted=(); for row in "${stage_rows[@]}"; do wanted+=("${row%%$'\t'*}"); done; fi
+extras=()
+need_gpu=false
+for stage in "${wanted[@]}"; do
+  [[ -n ${branch_of[$stage]:-} ]] || die "unknown stage '$stage' (see src/gcmlm/stages.py)"
+  extra=${branch_of[$stage]}
+  [[ " ${extras[*]} " == *" $extra "* ]] || extras+=("$extra")
+  [[ $gpu_extras != *" $extra "* ]] || need_gpu=true
+done
+
+workdir="$(mktemp -d "${TMPDIR:-/tmp}/gcmlm-images.XXXXXX")"
+trap 'rm -rf "$workdir"' EXIT
+mkdir "$workdir/empty"  # the context of images that copy nothing
+t_start=$SECONDS
+pick_engine
+choose_bases
+make_context
+rev="$(revision)"
+
+for extra in "${extras[@]}"; do
+  base=$base_cpu
+  [[ $gpu_extras != *" $extra "* ]] || base=$base_gpu
+  build "$registry/runtime-$extra:$version" containers/runtime/Dockerfile "$workdir/context" \
+    --build-arg BASE="$base" --build-arg EXTRA="$extra"
+done
+for stage in "${wanted[@]}"; do
+  build "$registry/$stage:$version" containers/stage/Dockerfile "$workdir/empty" \
+    --build-arg RUNTIME="$registry/runtime-${branch_of[$stage]}:$version" \
+    --build-arg STAGE="$stage" --build-arg SUMMARY="${summary_of[$stage]}" \
+    --build-arg VERSION="$version" --build-arg REVISION="$rev"
+done
+
+# Layers replaced by this build are no longer tagged: drop them so the disk does not fill up.
+"$ENGINE" image prune --force >/dev/null
+log "done: ${#wanted[@]} stage image(s) in $((SECONDS - t_start)) s"
