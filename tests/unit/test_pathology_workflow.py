@@ -48,7 +48,7 @@ def test_cpu_path_patient_table_is_the_mean_of_the_slide_features(cpu_run):
     pt = {f["basename"]: f["path"] for f in outputs["features_pt"]}
     np.testing.assert_array_equal(torch.load(pt["CMU-1-Small-Region.pt"], weights_only=True).numpy(), cmu.features)
     assert cmu.attrs["weights"] == "random" and cmu.attrs["precision"] == "fp32"
-    assert [f["basename"] for f in outputs["masks"]] == ["CMU-1-Small-Region.png", "small.png"]
+    assert [f["basename"] for f in outputs["masks"]] == ["CMU-1-Small-Region_tissue.png", "small_tissue.png"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on machines without a GPU")

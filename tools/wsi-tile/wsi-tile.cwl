@@ -173,13 +173,16 @@ outputs:
     format: edam:format_3603  # PNG
     outputBinding:
       glob: masks/*.png
-    doc: Tissue contours (green) and holes (blue) on a thumbnail.
+      # Renamed so that masks and patch maps of one slide can share a flat output folder.
+      outputEval: ${ self[0].basename = self[0].nameroot + "_tissue.png"; return self[0]; }
+    doc: Tissue contours (green) and holes (blue) on a thumbnail, <slide_id>_tissue.png (masks/ in CLAM).
   stitch_png:
     type: File
     format: edam:format_3603
     outputBinding:
       glob: stitches/*.png
-    doc: The patches' pixels on a black canvas.
+      outputEval: ${ self[0].basename = self[0].nameroot + "_patches.png"; return self[0]; }
+    doc: The patches' pixels on a black canvas, <slide_id>_patches.png (stitches/ in CLAM).
   summary:
     type: File
     format: edam:format_3464  # JSON
