@@ -3,7 +3,7 @@
 ``--preset NAME`` reads ``NAME.csv`` from the shipped presets (bwh_biopsy, bwh_resection, tcga);
 ``--preset FILE.csv`` reads the user's own file, e.g. one written by CLAM's build_preset.py.
 Shipped presets are looked up in $GCMLM_PRESETS_DIR, then the package data folder
-(gcmlm/data/presets), then the source checkout's inputs/presets.
+(gcmlm/data/presets; inputs/presets links to it).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ def presets_dirs() -> list[Path]:
     if os.environ.get("GCMLM_PRESETS_DIR"):
         dirs.append(Path(os.environ["GCMLM_PRESETS_DIR"]))
     dirs.append(Path(__file__).resolve().parents[1] / "data" / "presets")
-    dirs.append(Path(__file__).resolve().parents[3] / "inputs" / "presets")
     return dirs
 
 
