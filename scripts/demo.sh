@@ -30,8 +30,14 @@ python -m gcmlm.jobs gc-mlm --manifest "$out/cohort/manifest.csv" --clinical "$o
   --model "$model" --out "$out/gc-mlm.job.yml" \
   --set use_gpu=false --set tiling_preset=bwh_biopsy --set encoder="${DEMO_ENCODER:-resnet18}" --set allow_random_weights=true \
   --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set tuning=fast --set seed=0
+# A CWLProv research object of this run (inputs, outputs, packed workflow, PROV graph) in
+# $out/provenance (cwltool replaces the previous run's); DEMO_PROVENANCE=0 leaves it out.
+prov=()
+if [[ ${DEMO_PROVENANCE:-1} != 0 ]]; then
+  prov=(--provenance "$out/provenance")
+fi
 # shellcheck disable=SC2086
-cwltool $cwl_args --outdir "$out/results" "$repo/workflows/gc-mlm.cwl" "$out/gc-mlm.job.yml" \
+cwltool $cwl_args "${prov[@]}" --outdir "$out/results" "$repo/workflows/gc-mlm.cwl" "$out/gc-mlm.job.yml" \
   > "$out/gc-mlm.outputs.json"
 
 step "4/4 results"
@@ -49,4 +55,6 @@ for name, m in metrics["models"].items():
 report = outputs["cv_report"]
 print(f"\nreport: {report['path']}")
 print(f"all outputs: {out / 'results'}")
+if (out / "provenance" / "bagit.txt").is_file():
+    print(f"provenance (CWLProv bag): {out / 'provenance'}")
 PY

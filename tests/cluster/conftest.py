@@ -76,7 +76,7 @@ def gc_mlm_demo_job(tmp_path_factory) -> Path:
     """A job for workflows/gc-mlm.cwl on a small demo cohort, made the way scripts/demo.sh makes
     its own (demo-cohort, radiology-train.cwl for a tiny nnU-Net, python -m gcmlm.jobs), only
     smaller: 12 patients, 3 training CTs, 3 epochs (radiomics on the stomach label, which such a
-    model finds), a tiny random-weight encoder, CPU."""
+    model finds), a tiny random-weight encoder, CPU, the bwh_biopsy tiling preset as in the demo."""
     work = tmp_path_factory.mktemp("gc-mlm-demo")
     python = REPO / ".venv" / "bin" / "python"
     # Default slide size, as scripts/demo.sh: at 1024 x 768 px no slide yields a tissue patch.
@@ -93,7 +93,7 @@ def gc_mlm_demo_job(tmp_path_factory) -> Path:
     job = work / "gc-mlm.job.yml"
     _run([python, "-m", "gcmlm.jobs", "gc-mlm", "--manifest", manifest, "--clinical", work / "cohort" / "clinical.csv",
           "--model", trained["model"]["path"], "--out", job,
-          "--set", "use_gpu=false", "--set", "encoder=test_resnet", "--set", "allow_random_weights=true",
+          "--set", "use_gpu=false", "--set", "tiling_preset=bwh_biopsy", "--set", "encoder=test_resnet", "--set", "allow_random_weights=true",
           "--set", "embed_batch_size=16", "--set", "disable_tta=true", "--set", "radiomics_label=1", "--set", "spacing=[1.6, 1.6, 2.5]",
           "--set", f"radiomics_params={{class: File, path: {light_params}}}",
           "--set", "outer_folds=3", "--set", "inner_folds=2", "--set", "outer_repeats=1", "--set", "seed=0"], work)

@@ -128,3 +128,31 @@ def slurm_jobs(comment: str) -> list[dict[str, str]]:
         if fields.get("Comment") == comment:
             jobs.append(fields)
     return jobs
+
+
+def _check_bag_manifest(bag: Path, manifest: str, algorithm: str) -> list[str]:
+    listed = []
+    for line in (bag / manifest).read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        assert hashlib.new(algorithm, (bag / name).read_bytes()).hexdigest() == digest, name
+        listed.append(name)
+    return listed
+
+
+def check_provenance_bag(bag: Path, steps: tuple[str, ...]) -> set[str]:
+    """Assert that ``bag`` is a complete CWLProv research object (cwltool --provenance): a BagIt bag
+    whose payload and tag manifests verify, with the packed workflow, job and outputs, and a PROV
+    graph holding the workflow run and a run of each of ``steps``. Returns the sha1s of its payload
+    (cwltool stores every input and output file under data/ by checksum)."""
+    assert (bag / "bagit.txt").read_text().startswith("BagIt-Version:")
+    payload = _check_bag_manifest(bag, "manifest-sha1.txt", "sha1")
+    assert sorted(payload) == sorted(p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file())
+    tags = _check_bag_manifest(bag, "tagmanifest-sha256.txt", "sha256")
+    for name in ("workflow/packed.cwl", "workflow/primary-job.json", "workflow/primary-output.json",
+                 "metadata/manifest.json", "metadata/provenance/primary.cwlprov.provn"):
+        assert name in tags
+    provn = (bag / "metadata/provenance/primary.cwlprov.provn").read_text()
+    assert "prov:type='wfprov:WorkflowRun'" in provn
+    for step in steps:
+        assert f'prov:label="Run of workflow/packed.cwl#main/{step}"' in provn, step
+    return {Path(name).name for name in payload}

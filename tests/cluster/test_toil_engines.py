@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
-from engine_runs import DATA, REPO, content_of, cwltool_cmd, run_engine, slurm_jobs, toil_cmd
+from engine_runs import (
+    DATA,
+    REPO,
+    check_provenance_bag,
+    content_of,
+    cwltool_cmd,
+    run_engine,
+    sha1,
+    slurm_jobs,
+    toil_cmd,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -50,9 +61,23 @@ SMALL_NODE = ["--overrides", str(REPO / "cluster" / "small-node.overrides.yml")]
 
 
 @pytest.fixture(scope="module")
-def workflow_reference(gc_mlm_demo_job, tmp_path_factory) -> dict:
+def workflow_cwltool_run(gc_mlm_demo_job, tmp_path_factory) -> tuple[dict, Path]:
+    """cwltool's run of the whole workflow, with a CWLProv bag (--provenance) as the demo documents."""
     out = tmp_path_factory.mktemp("workflow-cwltool")
-    return content_of(run_engine(cwltool_cmd(out, str(WORKFLOW), str(gc_mlm_demo_job)), timeout=3600))
+    cmd = cwltool_cmd(out / "out", "--provenance", str(out / "ro"), str(WORKFLOW), str(gc_mlm_demo_job))
+    return run_engine(cmd, timeout=3600), out / "ro"
+
+
+@pytest.fixture(scope="module")
+def workflow_reference(workflow_cwltool_run) -> dict:
+    return content_of(workflow_cwltool_run[0])
+
+
+@pytest.mark.slow
+def test_workflow_provenance_bag_holds_the_run(workflow_cwltool_run):
+    outputs, bag = workflow_cwltool_run
+    stored = check_provenance_bag(bag, steps=("radiology", "pathology", "fusion"))
+    assert {sha1(f["path"]) for f in (outputs["cv_metrics"], outputs["cv_report"])} <= stored
 
 
 @pytest.mark.slow

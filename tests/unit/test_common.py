@@ -1,12 +1,15 @@
 """Atomic outputs, patient tables and the cohort manifest."""
 
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from gcmlm.common.atomic import atomic_dir, atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import read_manifest, slide_id, slide_patient_map
-from gcmlm.common.tables import feature_columns, read_patient_table, write_patient_table
+from gcmlm.common.tables import feature_columns, read_patient_table, write_patient_rows, write_patient_table
 
 
 def test_atomic_file_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path):
@@ -96,3 +99,25 @@ def test_manifest_errors(tmp_path):
     (tmp_path / "s.csv").write_text("patient_id,slide_id\nP1,S1\nP2,S1\n")
     with pytest.raises(GcmlmError, match="mapped to patients P1 and P2"):
         slide_patient_map(tmp_path / "s.csv")
+
+
+def test_patient_rows_are_written_byte_for_byte_as_pandas_writes_them(tmp_path):
+    """radiomics-extract writes its row without pandas; the file must not change because of it."""
+    rng = np.random.default_rng(0)
+    edge = [0.0, -0.0, 3.0, 1e-12, 123456789.123, -2.5e300, math.inf, -math.inf, math.nan, 1 / 3]
+    rows = [{"patient_id": f"00{i}" if i % 2 else f'GC,"{i}"',  # leading zeros, a comma and quotes
+             "rad_a": float(rng.normal() * 10.0 ** rng.integers(-10, 10)), "rad_b": edge[i % len(edge)],
+             "rad_c": np.float64(rng.random()), "rad_n": i}
+            for i in range(20)]
+    write_patient_rows(rows, tmp_path / "ours.csv")
+    write_patient_table(pd.DataFrame(rows), tmp_path / "pandas.csv")
+    assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    assert read_patient_table(tmp_path / "ours.csv")["patient_id"].tolist()[:2] == ['GC,"0"', "001"]
+
+
+def test_patient_rows_refuse_duplicate_or_missing_ids(tmp_path):
+    with pytest.raises(GcmlmError, match="duplicated patient_id: P1"):
+        write_patient_rows([{"patient_id": "P1", "rad_a": 1.0}, {"patient_id": "P1", "rad_a": 2.0}], tmp_path / "d.csv")
+    with pytest.raises(GcmlmError, match="1 rows have no patient_id"):
+        write_patient_rows([{"patient_id": " ", "rad_a": 1.0}], tmp_path / "m.csv")
+    assert not list(tmp_path.iterdir())

@@ -1,8 +1,8 @@
 """nnU-Net stages: dataset checks, tiny plans, trainer lookup, and a tiny model trained here.
 
-The slow part is one module-scoped fixture that packages eight demo-cohort CTs, plans them with
-the tiny plans and trains fold 0 on CPU; the prediction, zip, CLI-equivalence and CWL tests
-reuse it.
+The slow part is the session's tiny model (tests/unit/conftest.py: eight demo-cohort CTs packaged,
+planned with the tiny plans, fold 0 trained on CPU); the prediction, zip, CLI-equivalence and CWL
+tests here and the radiology workflow tests reuse it.
 """
 
 from __future__ import annotations
@@ -24,12 +24,8 @@ from gcmlm.radiology import nnunet_common as common
 from gcmlm.radiology.nnunet_plan import TINY_FEATURES, TINY_PATCH, tiny_plans
 
 TOOL_DATA = Path(__file__).resolve().parents[2] / "tools" / "nnunet-dataset" / "tests" / "data"
-TRAIN_CASES = [f"GC{i:03d}" for i in range(1, 9)]
-HELD_OUT = [f"GC{i:03d}" for i in range(9, 13)]
-# A short run of nnU-Net's nnUNetTrainerNoDA (no augmentation: learns the demo CTs in a few hundred
-# iterations; nnUNetTrainer needs several times more) that reaches foreground Dice >= 0.8.
-TRAINER, SHORT_TRAINER = "nnUNetTrainerNoDA", "nnUNetTrainerNoDA_gcmlmShort"
-EPOCHS, ITERATIONS = 50, 24
+# The tiny model (tests/unit/conftest.py) is a short run of this trainer on GC001-GC008.
+SHORT_TRAINER = "nnUNetTrainerNoDA_gcmlmShort"
 MODEL_DIR = f"{SHORT_TRAINER}__nnUNetPlans_tiny__3d_fullres"
 CPU_FLAGS = ["--device", "cpu", "--threads", "1"]
 
@@ -194,28 +190,7 @@ def test_tiny_plans_shrink_network_and_coarsen_spacing():
     assert config["data_identifier"] == "nnUNetPlans_tiny_3d_fullres"
 
 
-# ---- one tiny model trained here (slow) ---------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny_model(demo_cohort, tmp_path_factory):
-    """dataset -> plan (tiny) -> train fold 0 on 8 demo CTs; predictions of the 4 held-out CTs."""
-    work = tmp_path_factory.mktemp("nnunet")
-    assert gcmlm("nnunet-dataset", "--manifest", demo_cohort / "manifest.csv", "--test-cases", *HELD_OUT,
-                 "--dataset-id", 501, "--dataset-name", "Stomach", "--out", work / "raw") == 0
-    raw = work / "raw" / "Dataset501_Stomach"
-    assert gcmlm("nnunet-plan", "--raw", raw, "--out", work / "preprocessed", "--tiny", "-np", 1) == 0
-    pre = work / "preprocessed" / "Dataset501_Stomach"
-    assert gcmlm("nnunet-train", "--preprocessed", pre, "--plans", "nnUNetPlans_tiny", "--trainer", TRAINER,
-                 "--epochs", EPOCHS, "--iterations-per-epoch", ITERATIONS, "--val-iterations", 1, *CPU_FLAGS,
-                 "--num-workers", 1,
-                 "--num-processes", 1, "--results", work / "results", "--validation-summary", work / "val.json",
-                 "--out", work / "model.zip") == 0
-    images = sorted((raw / "imagesTs").glob("*_0000.nii.gz"))
-    assert gcmlm("nnunet-predict", "--model", work / "model.zip", "--images", *images, "--out", work / "pred",
-                 "--device", "cpu", "-npp", 1, "-nps", 1) == 0
-    return {"work": work, "raw": raw, "pre": pre, "zip": work / "model.zip", "images": images,
-            "pred": work / "pred", "results": work / "results"}
-
+# ---- the session's tiny model (slow; trained in tests/unit/conftest.py) ------------------------
 
 @pytest.mark.slow
 def test_plan_writes_tiny_plans_and_data(tiny_model):
@@ -225,14 +200,14 @@ def test_plan_writes_tiny_plans_and_data(tiny_model):
     assert config["patch_size"] == [32, 32, 32]
     assert {p.name for p in pre.iterdir()} >= {"dataset.json", "dataset_fingerprint.json", "nnUNetPlans.json",
                                                "nnUNetPlans_tiny.json", "gt_segmentations", "nnUNetPlans_tiny_3d_fullres"}
-    assert len(list((pre / "nnUNetPlans_tiny_3d_fullres").glob("*.b2nd"))) == 2 * len(TRAIN_CASES)  # data + seg
+    assert len(list((pre / "nnUNetPlans_tiny_3d_fullres").glob("*.b2nd"))) == 2 * len(tiny_model["train_cases"])  # data + seg
     assert not (pre / "splits_final.json").exists()  # training never writes into its input
 
 
 @pytest.mark.slow
 def test_tiny_model_segments_held_out_cases(tiny_model, demo_cohort):
     scores = {}
-    for case in HELD_OUT:
+    for case in tiny_model["held_out"]:
         truth, pred = read(demo_cohort / "labels" / f"{case}.nii.gz"), read(tiny_model["pred"] / f"{case}.nii.gz")
         scores[case] = {"foreground": dice(truth > 0, pred > 0), "stomach": dice(truth == 1, pred == 1),
                         "tumour": dice(truth == 2, pred == 2)}
@@ -261,7 +236,7 @@ def test_model_zip_has_nnunet_export_layout(tiny_model):
     assert {prefix + n for n in ("plans.json", "dataset.json", "dataset_fingerprint.json", "fold_0/checkpoint_final.pth",
                                  "fold_0/validation/summary.json", "fold_0/progress.png")} <= names
     assert checkpoint["trainer_name"] == SHORT_TRAINER
-    assert checkpoint["current_epoch"] == EPOCHS
+    assert checkpoint["current_epoch"] == tiny_model["epochs"]
     assert set(summary["mean"]) == {"1", "2"}
     assert json.loads((tiny_model["work"] / "val.json").read_text()) == summary
 
@@ -285,7 +260,7 @@ def test_masks_identical_to_nnunetv2_predict(tiny_model, tmp_path):
                     "-p", "nnUNetPlans_tiny", "-tr", SHORT_TRAINER, "-f", "0", "-step_size", "0.5",
                     "-chk", "checkpoint_final.pth", "-device", "cpu", "-npp", "1", "-nps", "1",
                     "--disable_progress_bar"], env=env, check=True, capture_output=True)
-    for case in HELD_OUT:
+    for case in tiny_model["held_out"]:
         ours, theirs = read(tiny_model["pred"] / f"{case}.nii.gz"), read(tmp_path / "cli" / f"{case}.nii.gz")
         assert ours.shape == theirs.shape and np.array_equal(ours, theirs), case
 

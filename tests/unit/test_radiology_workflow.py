@@ -1,7 +1,7 @@
 """workflows/radiology.cwl under cwltool on the CPU path: every output equals the stage run directly.
 
-A tiny nnU-Net is trained here on three demo CTs (a few minutes on 2 cores); its segmentation
-quality is not the point (tests/unit/test_nnunet.py checks that), the wiring is: the workflow's
+It uses the session's tiny nnU-Net (tests/unit/conftest.py; test_nnunet.py checks its quality) on
+two of its held-out demo CTs. The wiring is the point: the workflow's
 preprocessed CTs, masks, QA overlays and patient table must be exactly what ct-preprocess,
 nnunet-predict and radiomics-extract give when called by hand on the same inputs.
 """
@@ -26,7 +26,7 @@ from gcmlm.radiology.images import grid_differences
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-PATIENTS = ["GC004", "GC005"]  # predicted; GC001-GC003 train the model
+PATIENTS = ["GC009", "GC010"]  # held out from the tiny model's training
 LIGHT_PARAMS = "tools/radiomics-extract/tests/data/light_params.yaml"
 SPACING = [1.6, 1.6, 2.5]
 
@@ -50,26 +50,8 @@ def read(path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> dict:
-    from gcmlm.demo.cohort import make_cohort
-
-    work = tmp_path_factory.mktemp("radiology-wf")
-    make_cohort(work / "demo", patients=5, seed=0, slide_size=(256, 256))
-    train = ["GC001", "GC002", "GC003"]
-    demo = work / "demo"
-    assert gcmlm("nnunet-dataset", "--images", *[demo / "ct" / f"{p}.nii.gz" for p in train],
-                 "--labels", *[demo / "labels" / f"{p}.nii.gz" for p in train],
-                 "--dataset-id", 502, "--dataset-name", "Wf", "--out", work / "raw") == 0
-    assert gcmlm("nnunet-plan", "--raw", work / "raw" / "Dataset502_Wf", "--out", work / "pre", "--tiny", "-np", 1) == 0
-    assert gcmlm("nnunet-train", "--preprocessed", work / "pre" / "Dataset502_Wf", "--plans", "nnUNetPlans_tiny",
-                 "--fold", "all", "--epochs", 3, "--iterations-per-epoch", 5, "--val-iterations", 1,
-                 "--device", "cpu", "--num-workers", 0, "--num-processes", 1, "--out", work / "model.zip") == 0
-    return {"work": work, "demo": demo, "zip": work / "model.zip"}
-
-
-@pytest.fixture(scope="module")
-def cpu_run(repo, tiny_model) -> tuple[dict, Path]:
-    demo, out = tiny_model["demo"], tiny_model["work"] / "wf-out"
+def cpu_run(repo, tiny_model, demo_cohort, tmp_path_factory) -> tuple[dict, Path]:
+    demo, out = demo_cohort, tmp_path_factory.mktemp("radiology-wf") / "wf-out"
     job = {"ct_images": [{"class": "File", "path": str(demo / "ct" / f"{p}.nii.gz")} for p in PATIENTS],
            "patient_ids": PATIENTS, "model": {"class": "File", "path": str(tiny_model["zip"])},
            "spacing": SPACING, "use_gpu": False, "disable_tta": True, "radiomics_label": 1,
@@ -93,11 +75,11 @@ def test_outputs_per_patient(cpu_run):
         assert Path(qa["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_preprocessing_and_masks_equal_the_stages_run_directly(cpu_run, tiny_model, tmp_path):
+def test_preprocessing_and_masks_equal_the_stages_run_directly(cpu_run, tiny_model, demo_cohort, tmp_path):
     outputs, _ = cpu_run
     for patient, ct, mask in zip(PATIENTS, outputs["preprocessed_cts"], outputs["masks"], strict=True):
         direct = tmp_path / f"{patient}_0000.nii.gz"
-        assert gcmlm("ct-preprocess", "--image", tiny_model["demo"] / "ct" / f"{patient}.nii.gz", "--out", direct,
+        assert gcmlm("ct-preprocess", "--image", demo_cohort / "ct" / f"{patient}.nii.gz", "--out", direct,
                      "--spacing", *SPACING) == 0
         np.testing.assert_array_equal(read(ct["path"]), read(direct))
         assert sitk.ReadImage(ct["path"]).GetSpacing() == pytest.approx(SPACING)
@@ -122,9 +104,9 @@ def test_patient_table_equals_radiomics_extract_on_the_workflow_masks(cpu_run, r
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="checks the refusal on machines without a GPU")
-def test_gpu_path_is_refused_without_a_gpu(repo, tiny_model, tmp_path):
-    job = {"ct_images": [{"class": "File", "path": str(tiny_model["demo"] / "ct" / "GC004.nii.gz")}],
-           "patient_ids": ["GC004"], "model": {"class": "File", "path": str(tiny_model["zip"])}, "use_gpu": True}
+def test_gpu_path_is_refused_without_a_gpu(repo, tiny_model, demo_cohort, tmp_path):
+    job = {"ct_images": [{"class": "File", "path": str(demo_cohort / "ct" / "GC009.nii.gz")}],
+           "patient_ids": ["GC009"], "model": {"class": "File", "path": str(tiny_model["zip"])}, "use_gpu": True}
     result = cwltool(repo, job, tmp_path / "out")
     assert result.returncode != 0
     assert "CUDARequirement" in result.stderr

@@ -6,7 +6,11 @@ a split) may be present; they are never used as features unless named so.
 
 from __future__ import annotations
 
+import csv
+import math
 import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,4 +64,36 @@ def write_patient_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     check_patient_table(table, path)
     with atomic_file(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.8g")
+    return Path(path)
+
+
+def _cell(value) -> str:
+    """One value as pandas' ``to_csv(float_format="%.8g")`` writes it (NaN and None empty)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.8g}"
+    return str(value)
+
+
+def write_patient_rows(rows: Sequence[Mapping[str, object]], path: str | os.PathLike) -> Path:
+    """Write rows (dicts, ``patient_id`` first) atomically without importing pandas.
+
+    Same bytes as ``write_patient_table(pd.DataFrame(rows), path)`` for string IDs and float or int
+    features; stages that write one row per run (radiomics-extract) skip pandas' ~0.3 s import.
+    """
+    columns: dict[str, None] = {PATIENT_ID: None}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    ids = [row.get(PATIENT_ID) for row in rows]
+    blank = sum(1 for i in ids if i is None or str(i).strip() == "")
+    if blank:
+        raise GcmlmError(f"{blank} rows have no {PATIENT_ID}", path)
+    dupes = sorted(i for i, n in Counter(map(str, ids)).items() if n > 1)
+    if dupes:
+        raise GcmlmError(f"duplicated {PATIENT_ID}: {', '.join(dupes[:10])}", path)
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(row.get(name)) for name in columns] for row in rows)
     return Path(path)

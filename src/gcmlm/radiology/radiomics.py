@@ -15,11 +15,9 @@ from ``--manifest`` (one extractor for all cases), and ``--concat`` to join per-
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING
 from gcmlm.common.atomic import atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.progress import track
+from gcmlm.common.tables import PATIENT_ID, write_patient_rows
 from gcmlm.radiology.images import grid_differences, label_values, read_image, resample_like
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gcmlm")
 
-PATIENT_ID = "patient_id"  # gcmlm.common.tables.PATIENT_ID; that module (and pandas) is imported late, see run()
 PREFIX = "rad_"
 DIAGNOSTICS_PREFIX = "diagnostics_"
 SHIPPED_PARAMS = Path(__file__).resolve().parent.parent / "data" / "radiomics"
@@ -141,17 +139,15 @@ def extract_case(extractor, case: Case, label: int, resample_mask: bool) -> tupl
 
 
 def extract(cases: list[Case], params: Path, label: int | None = None,
-            resample_mask: bool = False) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """One row per case (patient_id, rad_*) and the diagnostics per patient."""
+            resample_mask: bool = False) -> tuple[list[dict], dict[str, dict]]:
+    """One row per case ({patient_id, rad_*}) and the diagnostics per patient."""
     extractor = make_extractor(params)
     label = label if label is not None else int(extractor.settings.get("label", 1))
     rows, diagnostics = [], {}
     for case in track(cases, "radiomics", unit="cases"):
         features, diagnostics[case.patient_id] = extract_case(extractor, case, label, resample_mask)
         rows.append({PATIENT_ID: case.patient_id, **{PREFIX + k: v for k, v in features.items()}})
-    import pandas as pd  # late: see _preload_tables
-
-    return pd.DataFrame(rows), diagnostics
+    return rows, diagnostics
 
 
 def cases_from_args(args: argparse.Namespace) -> list[Case]:
@@ -224,21 +220,7 @@ def concat_tables(paths: list[str]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def _preload_tables() -> threading.Thread:
-    """Import pandas (through gcmlm.common.tables) in a thread while the extraction starts.
-
-    pandas is needed only to write the table, and its import (~0.3 s CPU) costs as much as a small
-    case's extraction; overlapping the two hides part of it in wall time on a multi-core machine
-    (the CPU cost stays; see benchmarks/radiomics/README.md).
-    """
-    logging.getLogger("numexpr").setLevel(logging.WARNING)  # pandas' numexpr logs its thread count at INFO
-    thread = threading.Thread(target=importlib.import_module, args=("gcmlm.common.tables",))
-    thread.start()
-    return thread
-
-
 def run(args: argparse.Namespace) -> int:
-    preload = _preload_tables()
     modes = [name for name, used in (("--image", args.image or args.mask or args.patient_id),
                                      ("--manifest", args.manifest), ("--concat", args.concat)) if used]
     if len(modes) > 1:
@@ -252,14 +234,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     params = resolve_params(args.params)
     cases = cases_from_manifest(args.manifest) if args.manifest else cases_from_args(args)
-    table, diagnostics = extract(cases, params, args.label, args.resample_mask_to_image)
-    preload.join()
-    from gcmlm.common.tables import write_patient_table
-
-    write_patient_table(table, args.out)
+    rows, diagnostics = extract(cases, params, args.label, args.resample_mask_to_image)
+    write_patient_rows(rows, args.out)  # no pandas: its import costs as much as a small case's extraction
     if args.diagnostics:
         write_diagnostics(diagnostics, args.diagnostics)
-    log.info("%d cases, %d features each (%s) -> %s", len(table), table.shape[1] - 1, params.name, args.out)
+    log.info("%d cases, %d features each (%s) -> %s", len(rows), len(rows[0]) - 1, params.name, args.out)
     return 0
 
 
