@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--npp", default="3", help="preprocessing processes, both tools (nnU-Net default 3)")
     parser.add_argument("--nps", default="3", help="export processes, both tools (nnU-Net default 3)")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="alternate ours and cli_all this many times and report medians (drift on shared machines)")
+                        help="run ours and cli_all this many times each, in ABBA order, and report medians")
     parser.add_argument("--skip-each", action="store_true", help="skip the one-call-per-case runs")
     parser.add_argument("--work", type=Path, help="keep outputs here (default: a temporary folder)")
     args = parser.parse_args()
@@ -94,11 +94,11 @@ def main() -> None:
     print(f"model {args.model} ({trainer}__{plans}__{configuration}, folds {','.join(folds)}); "
           f"{len(cases)} cases; device {args.device}; TTA {'off' if args.disable_tta else 'on'}", flush=True)
     runs: dict[str, list[float]] = {"ours": [], "cli_all": []}
-    for _ in range(args.repeats):  # alternating, so load drift hits both alike
-        runs["ours"].append(timed(ours, env))
-        print(f"ours      {runs['ours'][-1]:8.1f} s", flush=True)
-        runs["cli_all"].append(timed([*cli, "-i", folder_all, "-o", work / "cli_all"], env))
-        print(f"cli_all   {runs['cli_all'][-1]:8.1f} s", flush=True)
+    commands = {"ours": ours, "cli_all": [*cli, "-i", folder_all, "-o", work / "cli_all"]}
+    for repeat in range(args.repeats):  # ABBA order: load drift and warm caches hit both alike
+        for name in (("ours", "cli_all") if repeat % 2 == 0 else ("cli_all", "ours")):
+            runs[name].append(timed(commands[name], env))
+            print(f"{name:9s} {runs[name][-1]:8.1f} s", flush=True)
     t_ours, t_all = (float(np.median(runs[k])) for k in ("ours", "cli_all"))
     outputs = ["ours", "cli_all"]
     if not args.skip_each:

@@ -75,12 +75,13 @@ def _run(cmd: list, cwd: Path) -> str:
 def gc_mlm_demo_job(tmp_path_factory) -> Path:
     """A job for workflows/gc-mlm.cwl on a small demo cohort, made the way scripts/demo.sh makes
     its own (demo-cohort, radiology-train.cwl for a tiny nnU-Net, python -m gcmlm.jobs), only
-    smaller: 12 patients, 3 training CTs, 3 epochs (radiomics on the stomach label, which such a
+    smaller: 16 patients (6 with MLM, enough for 3 outer x 2 inner folds with the stacked model),
+    3 training CTs, 3 epochs (radiomics on the stomach label, which such a
     model finds), a tiny random-weight encoder, CPU, the bwh_biopsy tiling preset as in the demo."""
     work = tmp_path_factory.mktemp("gc-mlm-demo")
     python = REPO / ".venv" / "bin" / "python"
     # Default slide size, as scripts/demo.sh: at 1024 x 768 px no slide yields a tissue patch.
-    _run(["gcmlm", "demo-cohort", "--out", work / "cohort", "--patients", 12, "--seed", 0], work)
+    _run(["gcmlm", "demo-cohort", "--out", work / "cohort", "--patients", 16, "--seed", 0], work)
     manifest = work / "cohort" / "manifest.csv"
     _run([python, "-m", "gcmlm.jobs", "radiology-train", "--manifest", manifest, "--first", 3,
           "--out", work / "train.job.yml", "--set", "use_gpu=false", "--set", "dataset_id=501",

@@ -88,3 +88,33 @@ def test_training_outputs_are_complete(planted_run):
     assert card["models"]["rad"]["features"] == ["rad_signal", "rad_signal_copy", "rad_noise0", "rad_noise1", "rad_noise2"]
     for ext in ("png", "svg"):
         assert (planted_run / f"cv_roc.{ext}").stat().st_size > 1000
+
+
+def _small_cohort(tmp_path, positives=4, n=12):
+    rng = np.random.default_rng(3)
+    y = np.array([1] * positives + [0] * (n - positives))
+    table = pd.DataFrame({"patient_id": [f"S{i:02d}" for i in range(n)],
+                          **{f"{m}_{j}": rng.normal(size=n) + y for m in ("rad", "path") for j in range(3)}, "mlm": y})
+    table.to_csv(tmp_path / "small.csv", index=False)
+    return tmp_path / "small.csv"
+
+
+def test_a_design_too_deep_for_the_smaller_class_is_refused_up_front(tmp_path, capsys):
+    """12 patients, 4 with MLM, 3 outer x 2 inner folds: the stacked model's inner fits would see
+    one class only. The error names the table and the way out; nothing is written."""
+    from gcmlm.cli import main
+
+    table = _small_cohort(tmp_path)
+    flags = ["--table", str(table), "--label", "mlm", "--outer-folds", "3", "--inner-folds", "2", "--outer-repeats", "1",
+             "--tuning", "none", "--k-features", "2"]
+    assert main(["fusion-train", *flags, "--out", str(tmp_path / "deep")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "small.csv" in err[0]
+    assert "smaller outcome class has 4 patients; about 1 of them are left for the stacked model's inner folds" in err[0]
+    assert "--models without stacked" in err[0]
+    assert not (tmp_path / "deep").exists()
+    # The same design without the stacked model has one level less and trains.
+    assert main(["fusion-train", *flags, "--models", "rad", "path", "fused", "--out", str(tmp_path / "flat")]) == 0
+    assert (tmp_path / "flat" / "metrics.json").is_file()
+    assert main(["fusion-train", *flags, "--outer-folds", "5", "--out", str(tmp_path / "wide")]) == 2
+    assert "about 4 of them are left for --outer-folds = 5" in capsys.readouterr().err

@@ -63,15 +63,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel inner-CV fits")
 
 
-def _check_design(table: pd.DataFrame, y: np.ndarray, args, source) -> None:
+def cv_levels(args, names: list[str]) -> list[tuple[str, int]]:
+    """The nested stratified splits the deepest model fit sits in, outermost first: the outer CV;
+    the inner CV (tuning, training-fold thresholds); for ``stacked`` the stacker's own folds, inside
+    which each base model is tuned again; for the SVM its 3-fold Platt scaling."""
+    levels = [("--outer-folds", args.outer_folds), ("--inner-folds", args.inner_folds)]
+    if "stacked" in names:
+        levels.append(("the stacked model's inner folds (--inner-folds)", args.inner_folds))
+    if args.classifier == "svm":
+        levels.append(("the SVM's 3-fold Platt scaling", 3))
+    return levels
+
+
+def _check_design(table: pd.DataFrame, y: np.ndarray, args, names: list[str], source) -> None:
+    """Refuse a design whose innermost fits would see one outcome class only (sklearn would fail
+    deep inside the CV with a message that names neither the table nor the flags)."""
     smallest = int(min(np.bincount(y, minlength=2)))
-    if smallest < args.outer_folds:
-        raise GcmlmError(f"the smaller outcome class has {smallest} patients: fewer than --outer-folds {args.outer_folds}",
-                         source)
-    per_train = smallest * (args.outer_folds - 1) // args.outer_folds
-    if per_train < args.inner_folds:
-        raise GcmlmError(f"the smaller class has about {per_train} patients per training fold: fewer than "
-                         f"--inner-folds {args.inner_folds}", source)
+    reach = smallest
+    for what, folds in cv_levels(args, names):
+        if reach < folds:
+            hint = "fewer folds, more patients" + (", or --models without stacked" if "stacked" in names else "")
+            raise GcmlmError(f"the smaller outcome class has {smallest} patients; about {reach} of them are left "
+                             f"for {what} = {folds}: use {hint}", source)
+        reach -= -(-reach // folds)  # a training part loses its largest held-out fold
     if args.combat_column and args.combat_column not in table.columns:
         raise GcmlmError(f"no centre column '{args.combat_column}'", source)
 
@@ -106,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
     modalities = modality_columns(table)
     if not modalities:
         raise GcmlmError("no feature columns (prefixes rad_, path_, clin_)", args.table)
-    _check_design(table, y, args, args.table)
     names = _model_names(args.models, modalities)
+    _check_design(table, y, args, names, args.table)
     used = {m: c for m, c in modalities.items() if any(n in (m, "fused", "stacked") for n in names)}
     if args.combat_column:
         used = {m: c + [args.combat_column] for m, c in used.items()}
