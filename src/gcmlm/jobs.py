@@ -18,7 +18,7 @@ import yaml
 
 from gcmlm.common.atomic import write_text
 from gcmlm.common.errors import GcmlmError
-from gcmlm.common.manifest import read_manifest
+from gcmlm.common.manifest import read_manifest, rows_of_kind
 
 
 def _file(path: str | Path, job_dir: Path, cls: str = "File") -> dict:
@@ -40,34 +40,33 @@ def _overrides(pairs: list[str]) -> dict:
 
 def radiology_train_job(manifest: Path, job_dir: Path, patients: list[str] | None = None,
                         first: int | None = None) -> dict:
-    cts = read_manifest(manifest)
-    cts = cts[(cts["kind"] == "ct") & (cts["label"] != "")]
+    cts = [row for row in rows_of_kind(read_manifest(manifest), "ct") if row["label"]]
     if patients:
-        missing = sorted(set(patients) - set(cts["patient_id"]))
+        missing = sorted(set(patients) - {row["patient_id"] for row in cts})
         if missing:
             raise GcmlmError(f"no labelled CT for patient(s) {', '.join(missing)}", manifest)
-        cts = cts[cts["patient_id"].isin(patients)]
+        cts = [row for row in cts if row["patient_id"] in patients]
     if first:
-        cts = cts.head(first)
-    if cts.empty:
+        cts = cts[:first]
+    if not cts:
         raise GcmlmError("no CT rows with a label to train on", manifest)
     return {
-        "images": [_file(p, job_dir) for p in cts["path"]],
-        "labels": [_file(p, job_dir) for p in cts["label"]],
-        "case_ids": list(cts["patient_id"]),
+        "images": [_file(row["path"], job_dir) for row in cts],
+        "labels": [_file(row["label"], job_dir) for row in cts],
+        "case_ids": [row["patient_id"] for row in cts],
     }
 
 
 def gc_mlm_job(manifest: Path, clinical: Path, model: Path, job_dir: Path) -> dict:
     rows = read_manifest(manifest)
-    cts, slides = rows[rows["kind"] == "ct"], rows[rows["kind"] == "slide"]
-    if cts.empty or slides.empty:
+    cts, slides = rows_of_kind(rows, "ct"), rows_of_kind(rows, "slide")
+    if not cts or not slides:
         raise GcmlmError("the manifest needs ct and slide rows for gc-mlm", manifest)
     return {
-        "ct_images": [_file(p, job_dir) for p in cts["path"]],
-        "ct_patient_ids": list(cts["patient_id"]),
+        "ct_images": [_file(row["path"], job_dir) for row in cts],
+        "ct_patient_ids": [row["patient_id"] for row in cts],
         "nnunet_model": _file(model, job_dir),
-        "slides": [_file(p, job_dir) for p in slides["path"]],
+        "slides": [_file(row["path"], job_dir) for row in slides],
         "slide_map": _file(manifest, job_dir),
         "clinical": _file(clinical, job_dir),
     }

@@ -9,7 +9,13 @@ import pytest
 from gcmlm.common.atomic import atomic_dir, atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import read_manifest, slide_id, slide_patient_map
-from gcmlm.common.tables import feature_columns, read_patient_table, write_patient_rows, write_patient_table
+from gcmlm.common.tables import (
+    feature_columns,
+    read_csv_rows,
+    read_patient_table,
+    write_patient_rows,
+    write_patient_table,
+)
 
 
 def test_atomic_file_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path):
@@ -86,8 +92,9 @@ def test_manifest_resolves_paths_and_maps_slides(tmp_path):
         "P2,slide,/abs/P2-A.tiff,\n"
     )
     manifest = read_manifest(tmp_path / "m.csv")
-    assert manifest.loc[0, "path"] == str(tmp_path / "ct" / "P1.nii.gz")
-    assert manifest.loc[0, "label"] == str(tmp_path / "labels" / "P1.nii.gz")
+    assert manifest[0]["path"] == str(tmp_path / "ct" / "P1.nii.gz")
+    assert manifest[0]["label"] == str(tmp_path / "labels" / "P1.nii.gz")
+    assert [row["label"] for row in manifest[1:]] == ["", "", ""]
     assert slide_patient_map(tmp_path / "m.csv") == {"P1-A": "P1", "P1-B": "P1", "P2-A": "P2"}
     assert slide_id("x/GC001-A.ome.tif") == "GC001-A"
 
@@ -99,6 +106,22 @@ def test_manifest_errors(tmp_path):
     (tmp_path / "s.csv").write_text("patient_id,slide_id\nP1,S1\nP2,S1\n")
     with pytest.raises(GcmlmError, match="mapped to patients P1 and P2"):
         slide_patient_map(tmp_path / "s.csv")
+    (tmp_path / "w.csv").write_text("patient_id,kind,path\nP1,ct,a.nii,extra\n")
+    with pytest.raises(GcmlmError, match="w.csv: line 2 has more fields than the header"):
+        read_manifest(tmp_path / "w.csv")
+    (tmp_path / "n.csv").write_text("patient_id,kind\nP1,ct\n")
+    with pytest.raises(GcmlmError, match="lacks column.s. path"):
+        read_manifest(tmp_path / "n.csv")
+
+
+def test_csv_rows_read_as_pandas_reads_strings(tmp_path):
+    """read_csv_rows (no pandas) gives what pandas' read_csv(dtype=str, keep_default_na=False) gives."""
+    text = '\ufeffpatient_id,kind,path,label\n007,ct,"a,b.nii",\nNA,slide,s.svs\n\n"P 3",slide,"x""y.tiff",\n'
+    (tmp_path / "m.csv").write_text(text, encoding="utf-8")
+    columns, rows = read_csv_rows(tmp_path / "m.csv")
+    theirs = pd.read_csv(tmp_path / "m.csv", dtype=str, keep_default_na=False)
+    assert columns == list(theirs.columns)
+    assert rows == theirs.to_dict("records")
 
 
 def test_patient_rows_are_written_byte_for_byte_as_pandas_writes_them(tmp_path):

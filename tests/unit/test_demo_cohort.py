@@ -79,11 +79,12 @@ def test_ct_and_labels_share_the_grid_with_clinical_spacing(demo_cohort):
 
 def test_manifest_and_clinical_follow_the_conventions(demo_cohort):
     manifest = read_manifest(demo_cohort / "manifest.csv")
-    assert set(manifest["kind"]) == {"ct", "slide"}
-    for row in manifest.itertuples():
-        assert Path(row.path).is_file() and (row.kind == "slide" or Path(row.label).is_file())
-    cts = manifest[manifest["kind"] == "ct"]
-    assert all(label.endswith(".nii.gz") for label in cts["label"]) and cts["patient_id"].is_unique
+    assert {row["kind"] for row in manifest} == {"ct", "slide"}
+    for row in manifest:
+        assert Path(row["path"]).is_file() and (row["kind"] == "slide" or Path(row["label"]).is_file())
+    cts = [row for row in manifest if row["kind"] == "ct"]
+    assert all(row["label"].endswith(".nii.gz") for row in cts)
+    assert len({row["patient_id"] for row in cts}) == len(cts)
     raw = pd.read_csv(demo_cohort / "manifest.csv", dtype=str, keep_default_na=False)
     assert not any(p.startswith("/") for p in raw["path"])  # relative paths: the folder can move
 
@@ -93,7 +94,7 @@ def test_manifest_and_clinical_follow_the_conventions(demo_cohort):
     assert (per_patient == 2).sum() == 1 and (per_patient == 1).sum() == 11
 
     clinical = read_patient_table(demo_cohort / "clinical.csv")
-    assert list(clinical["patient_id"]) == list(cts["patient_id"])
+    assert list(clinical["patient_id"]) == [row["patient_id"] for row in cts]
     assert feature_columns(clinical) == [c for c in clinical.columns if c.startswith("clin_")]
     assert {"clin_age", "clin_sex_male", "clin_t_stage", "clin_n_stage", "clin_cea"} <= set(clinical.columns)
     assert set(clinical["mlm"]) == {0, 1}

@@ -97,3 +97,27 @@ def write_patient_rows(rows: Sequence[Mapping[str, object]], path: str | os.Path
         writer.writerow(columns)
         writer.writerows([_cell(row.get(name)) for name in columns] for row in rows)
     return Path(path)
+
+
+def read_csv_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """A small CSV's header and rows, every value a string ('' where empty), without pandas.
+
+    For manifests and maps that stages only look up; what pandas' ``read_csv(dtype=str,
+    keep_default_na=False)`` gives, minus the ~0.3 s import. A row with more fields than the header
+    is an error naming its line; a short row is padded with ''.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GcmlmError("no such file", path)
+    rows = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, restval="")
+            for row in reader:
+                if None in row:
+                    raise GcmlmError(f"line {reader.line_num} has more fields than the header", path)
+                rows.append(row)
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise GcmlmError(f"not a readable CSV ({exc})", path) from None
+    return columns, rows

@@ -21,7 +21,7 @@ import numpy as np
 
 from gcmlm.common.atomic import atomic_dir
 from gcmlm.common.errors import GcmlmError
-from gcmlm.common.manifest import read_manifest
+from gcmlm.common.manifest import read_manifest, rows_of_kind
 from gcmlm.common.progress import track
 from gcmlm.radiology.images import grid_differences, read_image, write_image_to
 from gcmlm.radiology.nnunet_common import CT_SUFFIX, FILE_ENDING, case_id_from_image, dataset_name
@@ -77,15 +77,14 @@ def parse_classes(items: list[str] | None) -> dict[str, int]:
 def cases_from_args(args: argparse.Namespace) -> list[Case]:
     cases: list[Case] = []
     if args.manifest:
-        table = read_manifest(args.manifest)
-        table = table[table["kind"] == "ct"]
-        unknown = sorted(set(args.test_cases) - set(table["patient_id"]))
+        cts = rows_of_kind(read_manifest(args.manifest), "ct")
+        unknown = sorted(set(args.test_cases) - {row["patient_id"] for row in cts})
         if unknown:
             raise GcmlmError(f"--test-cases {', '.join(unknown)} not among the manifest's CT patients", args.manifest)
         held_out = set(args.test_cases)
-        for pid, image, label in zip(table["patient_id"], table["path"], table["label"], strict=True):
-            train = bool(label) and pid not in held_out
-            cases.append(Case(pid, Path(image), Path(label) if train else None))
+        for row in cts:
+            train = bool(row["label"]) and row["patient_id"] not in held_out
+            cases.append(Case(row["patient_id"], Path(row["path"]), Path(row["label"]) if train else None))
     elif args.test_cases:
         raise GcmlmError("--test-cases selects manifest patients; give --manifest")
     if len(args.images) != len(args.labels):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from gcmlm.common.atomic import atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.progress import track
-from gcmlm.common.tables import PATIENT_ID, write_patient_rows
+from gcmlm.common.tables import PATIENT_ID, read_csv_rows, write_patient_rows
 from gcmlm.radiology.images import grid_differences, label_values, read_image, resample_like
 
 if TYPE_CHECKING:
@@ -164,26 +164,18 @@ def cases_from_args(args: argparse.Namespace) -> list[Case]:
 
 def cases_from_manifest(path: str | os.PathLike) -> list[Case]:
     """Cases from a cohort manifest (kind=ct rows, mask in ``label``) or a patient_id,image,mask CSV."""
-    import pandas as pd
-
-    from gcmlm.common.manifest import read_manifest
+    from gcmlm.common.manifest import read_manifest, rows_of_kind
 
     path = Path(path)
-    if not path.is_file():
-        raise GcmlmError("no such file", path)
-    columns = set(pd.read_csv(path, nrows=0).columns)
-    if {"kind", "path"} <= columns:
-        table = read_manifest(path)
-        table = table[table["kind"] == "ct"]
-        unlabelled = table.loc[table["label"] == "", PATIENT_ID].tolist()
+    columns, rows = read_csv_rows(path)
+    if {"kind", "path"} <= set(columns):
+        cts = rows_of_kind(read_manifest(path), "ct")
+        unlabelled = [row[PATIENT_ID] for row in cts if not row["label"]]
         if unlabelled:
             raise GcmlmError(f"ct rows without a label map (mask) for patient(s) {', '.join(unlabelled[:10])}", path)
-        cases = [Case(p, i, m) for p, i, m in zip(table[PATIENT_ID], table["path"], table["label"], strict=True)]
-    elif {PATIENT_ID, "image", "mask"} <= columns:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        base = path.parent
-        cases = [Case(p, str(base / i), str(base / m))
-                 for p, i, m in zip(table[PATIENT_ID], table["image"], table["mask"], strict=True)]
+        cases = [Case(row[PATIENT_ID], row["path"], row["label"]) for row in cts]
+    elif {PATIENT_ID, "image", "mask"} <= set(columns):
+        cases = [Case(row[PATIENT_ID], str(path.parent / row["image"]), str(path.parent / row["mask"])) for row in rows]
     else:
         raise GcmlmError(f"expected a cohort manifest (patient_id,kind,path,label) or columns {PATIENT_ID},image,mask", path)
     if not cases:
