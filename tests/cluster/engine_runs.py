@@ -130,20 +130,31 @@ def slurm_jobs(comment: str) -> list[dict[str, str]]:
     return jobs
 
 
+# cwltool (3.3.20260925) writes the RDF description of a Directory in a nested workflow's outputs twice
+# and lists it twice in tagmanifest-sha256.txt, the first time with a stale digest; bagit-python's
+# validate() rejects such a bag ("lists ... multiple times with conflicting values"). The last
+# entry is the file's true digest. We accept that, for those files only, and say so in docs/cluster.md.
+CWLTOOL_REWRITTEN_TAGS = re.compile(r"^metadata/directory-[0-9a-f-]+\.ttl$")
+
+
 def _check_bag_manifest(bag: Path, manifest: str, algorithm: str) -> list[str]:
-    listed = []
+    """Verify every entry of a BagIt manifest; return the names it lists (each once)."""
+    digests: dict[str, str] = {}
     for line in (bag / manifest).read_text().splitlines():
         digest, name = line.split(maxsplit=1)
+        if name in digests:
+            assert CWLTOOL_REWRITTEN_TAGS.match(name), f"{manifest} lists {name} twice"
+        digests[name] = digest
+    for name, digest in digests.items():
         assert hashlib.new(algorithm, (bag / name).read_bytes()).hexdigest() == digest, name
-        listed.append(name)
-    return listed
+    return list(digests)
 
 
 def check_provenance_bag(bag: Path, steps: tuple[str, ...]) -> set[str]:
     """Assert that ``bag`` is a complete CWLProv research object (cwltool --provenance): a BagIt bag
     whose payload and tag manifests verify, with the packed workflow, job and outputs, and a PROV
-    graph holding the workflow run and a run of each of ``steps``. Returns the sha1s of its payload
-    (cwltool stores every input and output file under data/ by checksum)."""
+    graph holding the workflow run and a run of each of ``steps`` (at any depth of nesting). Returns
+    the sha1s of its payload (cwltool stores every input and output file under data/ by checksum)."""
     assert (bag / "bagit.txt").read_text().startswith("BagIt-Version:")
     payload = _check_bag_manifest(bag, "manifest-sha1.txt", "sha1")
     assert sorted(payload) == sorted(p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file())
@@ -154,5 +165,5 @@ def check_provenance_bag(bag: Path, steps: tuple[str, ...]) -> set[str]:
     provn = (bag / "metadata/provenance/primary.cwlprov.provn").read_text()
     assert "prov:type='wfprov:WorkflowRun'" in provn
     for step in steps:
-        assert f'prov:label="Run of workflow/packed.cwl#main/{step}"' in provn, step
+        assert re.search(rf'prov:label="Run of workflow/packed\.cwl#main(/[^"]*)?/{re.escape(step)}"', provn), step
     return {Path(name).name for name in payload}
