@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -80,8 +81,35 @@ def _stable_json(obj):
     return obj
 
 
+# In a skops archive: object ids (differ between any two processes) and sklearn's fit/score timings
+# (GridSearchCV.cv_results_, refit_time_: run records, like the `*_s` keys of our JSON reports).
+SKOPS_VOLATILE_KEY = re.compile(r"^__id__$|^(mean|std)_(fit|score)_time$|^refit_time_$")
+
+
+def _skops_digest(path: str | os.PathLike) -> str:
+    """Digest of a skops model without its volatile parts: stored arrays are named after Python
+    object ids, so each array file is replaced by its content's sha1, and the schema is digested
+    without ids and timings."""
+    with zipfile.ZipFile(path) as archive:
+        contents = {n: hashlib.sha1(archive.read(n)).hexdigest() for n in archive.namelist() if n != "schema.json"}
+        schema = json.loads(archive.read("schema.json"))
+
+    def stable(node):
+        if isinstance(node, dict):
+            return {k: contents.get(v, v) if k == "file" else stable(v)
+                    for k, v in node.items() if not SKOPS_VOLATILE_KEY.search(k)}
+        if isinstance(node, list):
+            return [stable(v) for v in node]
+        return node
+
+    return "skops:" + hashlib.sha1(json.dumps(stable(schema), sort_keys=True).encode()).hexdigest()
+
+
 def file_digest(path: str | os.PathLike) -> str:
-    """sha1 of the bytes; for JSON files, of the content without its run records."""
+    """sha1 of the bytes; for JSON files, of the content without its run records; for skops
+    models, of the content without skops' per-process member names."""
+    if str(path).endswith(".skops"):
+        return _skops_digest(path)
     if str(path).endswith(".json"):
         stable = json.dumps(_stable_json(json.loads(Path(path).read_text())), sort_keys=True)
         return "json:" + hashlib.sha1(stable.encode()).hexdigest()

@@ -121,3 +121,20 @@ def test_choose_threshold_rules():
 
 def test_brier():
     assert metrics.brier([1, 0, 1], [0.5, 0.5, 1.0]) == pytest.approx((0.25 + 0.25 + 0) / 3)
+
+
+def test_curve_files_are_byte_identical_across_processes(tmp_path):
+    """Two engines (or two reruns) must give the same PNG and SVG bytes: no dates, fixed SVG IDs."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np; from pathlib import Path; from gcmlm.fusion import plots\n"
+        "rng = np.random.default_rng(0); y = rng.integers(0, 2, 60); s = rng.normal(size=60) + y\n"
+        "plots.roc({'fused': [(y, s)]}, {'fused': '0.80'}, Path(sys.argv[1]))\n"
+    )
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / run)], check=True)
+    for name in ("roc.png", "roc.svg"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

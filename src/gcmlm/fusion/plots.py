@@ -15,15 +15,17 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from gcmlm.common.atomic import atomic_file  # noqa: E402
 from gcmlm.fusion import metrics  # noqa: E402
 
-# Every file is rendered with the same metadata so reruns give identical SVGs.
+# Every file is rendered with the same metadata, and SVG element IDs are hashed with a fixed salt
+# (matplotlib's default is a random one per process), so reruns give byte-identical files.
 _META = {"svg": {"Date": None, "Creator": None}, "png": {"Software": None}}
+_RC = {"svg.hashsalt": "gcmlm"}
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
-        with atomic_file(path) as tmp:
+        with atomic_file(path) as tmp, matplotlib.rc_context(_RC):
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=_META[ext])
         paths.append(path)
     plt.close(fig)
