@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: demo cohort -> nnU-Net training workflow -> the whole gc-mlm workflow, with cwltool.
-# Usage: scripts/demo.sh [OUT_DIR]   (make demo; the tools run from .venv, CWL_ARGS adds cwltool flags)
+# Usage: scripts/demo.sh [OUT_DIR]   (make demo; the tools run from .venv, CWL_ARGS adds cwltool flags,
+#        DEMO_SET="name=value ..." adds gc-mlm workflow inputs, e.g. DEMO_SET="radiomics_label=1")
 set -euo pipefail
 out=${1:-demo-out}
 patients=${DEMO_PATIENTS:-40}
@@ -26,10 +27,13 @@ cwltool $cwl_args --outdir "$out/model" "$repo/workflows/radiology-train.cwl" "$
 model=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["path"])' "$out/radiology-train.outputs.json")
 
 step "3/4 whole workflow gc-mlm.cwl (radiology + pathology + fusion)"
+extra_set=()
+for pair in ${DEMO_SET:-}; do extra_set+=(--set "$pair"); done
 python -m gcmlm.jobs gc-mlm --manifest "$out/cohort/manifest.csv" --clinical "$out/cohort/clinical.csv" \
   --model "$model" --out "$out/gc-mlm.job.yml" \
   --set use_gpu=false --set tiling_preset=bwh_biopsy --set encoder="${DEMO_ENCODER:-resnet18}" --set allow_random_weights=true \
-  --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set tuning=fast --set seed=0
+  --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set tuning=fast --set seed=0 \
+  "${extra_set[@]}"
 # A CWLProv research object of this run (inputs, outputs, packed workflow, PROV graph) in
 # $out/provenance (cwltool replaces the previous run's); DEMO_PROVENANCE=0 leaves it out.
 prov=()
