@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from engine_runs import DATA, content_of, cwltool_cmd, engine_env, run_engine, toil_cmd
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = pytest.mark.cluster  # ~25 s: runs in CI
 
 SCATTER = DATA / "slide-pool-scatter.cwl"
 JOBS = 7  # six scattered slide-pool jobs + the cohort job (slide_cohort fixture)
