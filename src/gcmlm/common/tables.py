@@ -34,13 +34,18 @@ def check_patient_table(table: pd.DataFrame, source: str | os.PathLike = "table"
     """Raise a GcmlmError naming ``source`` unless ``table`` follows the convention."""
     if len(table.columns) == 0 or table.columns[0] != PATIENT_ID:
         raise GcmlmError(f"first column must be '{PATIENT_ID}', found {list(table.columns[:1])}", source)
-    ids = table[PATIENT_ID]
-    if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
-        raise GcmlmError(f"{int(ids.isna().sum() + (ids.astype(str).str.strip() == '').sum())} rows have no {PATIENT_ID}", source)
-    dupes = sorted(set(ids[ids.duplicated()].astype(str)))
+    check_patient_ids(table[PATIENT_ID].tolist(), source)
+    return table
+
+
+def check_patient_ids(ids: Sequence[object], source: str | os.PathLike) -> None:
+    """Raise a GcmlmError naming ``source`` when an ID is missing (None, NaN, blank) or repeated."""
+    blank = sum(1 for i in ids if i is None or (isinstance(i, float) and math.isnan(i)) or str(i).strip() == "")
+    if blank:
+        raise GcmlmError(f"{blank} rows have no {PATIENT_ID}", source)
+    dupes = sorted(i for i, n in Counter(map(str, ids)).items() if n > 1)
     if dupes:
         raise GcmlmError(f"duplicated {PATIENT_ID}: {', '.join(dupes[:10])}", source)
-    return table
 
 
 def read_patient_table(path: str | os.PathLike, check: bool = True) -> pd.DataFrame:
@@ -85,13 +90,7 @@ def write_patient_rows(rows: Sequence[Mapping[str, object]], path: str | os.Path
     columns: dict[str, None] = {PATIENT_ID: None}
     for row in rows:
         columns.update(dict.fromkeys(row))
-    ids = [row.get(PATIENT_ID) for row in rows]
-    blank = sum(1 for i in ids if i is None or str(i).strip() == "")
-    if blank:
-        raise GcmlmError(f"{blank} rows have no {PATIENT_ID}", path)
-    dupes = sorted(i for i, n in Counter(map(str, ids)).items() if n > 1)
-    if dupes:
-        raise GcmlmError(f"duplicated {PATIENT_ID}: {', '.join(dupes[:10])}", path)
+    check_patient_ids([row.get(PATIENT_ID) for row in rows], path)
     with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(columns)
