@@ -73,11 +73,13 @@ def local_path(obj: dict) -> str:
 VOLATILE_JSON_KEY = re.compile(r"(_s|_seconds)$|^path$")
 
 
-def _stable_json(obj):
+def _stable_json(obj, volatile: re.Pattern = VOLATILE_JSON_KEY, files: dict[str, str] | None = None):
+    """``obj`` without the keys ``volatile`` matches; values of ``file`` keys mapped through ``files``."""
     if isinstance(obj, dict):
-        return {k: _stable_json(v) for k, v in obj.items() if not VOLATILE_JSON_KEY.search(k)}
+        return {k: files.get(v, v) if files and k == "file" and isinstance(v, str) else _stable_json(v, volatile, files)
+                for k, v in obj.items() if not volatile.search(k)}
     if isinstance(obj, list):
-        return [_stable_json(v) for v in obj]
+        return [_stable_json(v, volatile, files) for v in obj]
     return obj
 
 
@@ -93,16 +95,8 @@ def _skops_digest(path: str | os.PathLike) -> str:
     with zipfile.ZipFile(path) as archive:
         contents = {n: hashlib.sha1(archive.read(n)).hexdigest() for n in archive.namelist() if n != "schema.json"}
         schema = json.loads(archive.read("schema.json"))
-
-    def stable(node):
-        if isinstance(node, dict):
-            return {k: contents.get(v, v) if k == "file" else stable(v)
-                    for k, v in node.items() if not SKOPS_VOLATILE_KEY.search(k)}
-        if isinstance(node, list):
-            return [stable(v) for v in node]
-        return node
-
-    return "skops:" + hashlib.sha1(json.dumps(stable(schema), sort_keys=True).encode()).hexdigest()
+    stable = _stable_json(schema, SKOPS_VOLATILE_KEY, contents)
+    return "skops:" + hashlib.sha1(json.dumps(stable, sort_keys=True).encode()).hexdigest()
 
 
 def file_digest(path: str | os.PathLike) -> str:
