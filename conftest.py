@@ -26,8 +26,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_cohort(tmp_path_factory) -> Path:
-    """A small demo cohort written once per test session (see gcmlm.demo.cohort)."""
-    from gcmlm.demo.cohort import make_cohort
+    """A small demo cohort written once per test session (see gcmlm.demo.demo_cohort)."""
+    from gcmlm.demo.demo_cohort import make_cohort
 
     out = tmp_path_factory.mktemp("demo-cohort")
     make_cohort(out, patients=12, seed=0)

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from gcmlm.pathology.clam_h5 import read_coords, write_coords
-from gcmlm.pathology.encoders import build_encoder
-from gcmlm.pathology.patch_loader import PatchBatches, patch_loader, plan_reads, prepare_batch
-from gcmlm.pathology.slide import open_slide
+from gcmlm.pathology.core.clam_h5 import read_coords, write_coords
+from gcmlm.pathology.core.encoders import build_encoder
+from gcmlm.pathology.core.patch_loader import PatchBatches, patch_loader, plan_reads, prepare_batch
+from gcmlm.pathology.core.slide import open_slide
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -55,7 +55,7 @@ def load_clam(clam_dir: Path):
 def prepare_inputs(args) -> tuple[Path, Path]:
     slide = Path(args.slide) if args.slide else args.workdir / "synthetic_50000x40000.tiff"
     if not slide.is_file():
-        from gcmlm.demo.wsi import write_synthetic_slide
+        from gcmlm.demo.core.wsi import write_synthetic_slide
 
         print(f"writing {slide} (50k x 40k JPEG-tiled TIFF; takes minutes) ...", flush=True)
         slide.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +180,7 @@ def main() -> None:
           f"{args.patches} patches of 256 px -> {size} px, batch {args.batch_size}, {os.cpu_count()} CPUs, "
           f"torch threads {threads}", flush=True)
 
-    from gcmlm.pathology.encoders import Transform
+    from gcmlm.pathology.core.encoders import Transform
 
     imagenet = Transform(size, *IMAGENET)
     for w in args.workers:

@@ -80,7 +80,7 @@ def scatter_cohort(root: Path, slides: int) -> Path:
     """A job for the slide-pool scatter test workflow with SLIDES generated feature files."""
     import numpy as np
 
-    from gcmlm.pathology.clam_h5 import PatchFeatures, write_features
+    from gcmlm.pathology.core.clam_h5 import PatchFeatures, write_features
 
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)

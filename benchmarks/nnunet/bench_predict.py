@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from gcmlm.radiology.nnunet_common import EXT_TRAINER_DIR, case_id_from_image
+from gcmlm.radiology.core.nnunet import EXT_TRAINER_DIR, case_id_from_image
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,7 @@ ours, ...) so machine load hits both alike; the median over repeats is reported:
 
   per case   `gcmlm radiomics-extract --image --mask --patient-id` vs `pyradiomics IMAGE MASK`, one process per case
   batch      `gcmlm radiomics-extract --manifest` vs `pyradiomics batch.csv`, one process for all cases
-  in-process gcmlm.radiology.radiomics.extract() vs a RadiomicsFeatureExtractor.execute() loop
+  in-process gcmlm.radiology.radiomics_extract.extract() vs a RadiomicsFeatureExtractor.execute() loop
 
 and checks that the feature values are identical (same names; values equal to the 8 significant
 digits our tables keep). Target: overhead <= 5 %.
@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 
 def cases(work: Path, patients: int) -> list[dict]:
-    from gcmlm.demo.cohort import make_cohort
+    from gcmlm.demo.demo_cohort import make_cohort
 
     found = []
     brain = SHARED / "radiomics"
@@ -144,7 +144,7 @@ def main() -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep the outputs here")
     args = parser.parse_args()
 
-    from gcmlm.radiology.radiomics import Case, extract, resolve_params
+    from gcmlm.radiology.radiomics_extract import Case, extract, resolve_params
 
     params = str(resolve_params(args.params))
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-radiomics-"))

@@ -32,13 +32,13 @@ REAL_SLIDES = ["wsi/CMU-1-Small-Region.svs"]
 
 
 def synthetic_slides(workdir: Path, n: int, width: int, height: int, generator: str) -> list[Path]:
-    """``demo``: gcmlm.demo.wsi (H&E-like, nuclei); ``simple``: synthetic_slide.py here (fast to write)."""
+    """``demo``: gcmlm.demo.core.wsi (H&E-like, nuclei); ``simple``: synthetic_slide.py here (fast to write)."""
     write = None
     if generator == "demo":
         try:
-            from gcmlm.demo.wsi import write_synthetic_slide as write
+            from gcmlm.demo.core.wsi import write_synthetic_slide as write
         except ImportError:
-            print("gcmlm.demo.wsi is not available; using the simple generator", flush=True)
+            print("gcmlm.demo.core.wsi is not available; using the simple generator", flush=True)
     if write is None:
         sys.path.insert(0, str(HERE))
         from synthetic_slide import write_slide as write
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--patch-size", type=int, default=256)
     parser.add_argument("--synthetic", type=int, default=2, help="number of large synthetic slides")
     parser.add_argument("--generator", choices=("demo", "simple"), nargs="+", default=["demo"],
-                        help="synthetic slides from gcmlm.demo.wsi (H&E-like, default) and/or synthetic_slide.py")
+                        help="synthetic slides from gcmlm.demo.core.wsi (H&E-like, default) and/or synthetic_slide.py")
     parser.add_argument("--width", type=int, default=50_000)
     parser.add_argument("--height", type=int, default=40_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest counts")

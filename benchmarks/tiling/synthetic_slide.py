@@ -3,7 +3,7 @@
 A pyramidal JPEG-compressed tiled TIFF (levels 1, 4, 16, 64; mpp 0.25 in the resolution tags, so
 OpenSlide reads it as a generic TIFF with mpp) with a few tissue pieces, holes and specks drawn
 from a seeded low-resolution mask. Tiles are written through tifffile's tile iterator, so the full
-image never sits in memory. Used only when gcmlm.demo.wsi.write_synthetic_slide is not available.
+image never sits in memory. Used only when gcmlm.demo.core.wsi.write_synthetic_slide is not available.
 """
 
 from __future__ import annotations

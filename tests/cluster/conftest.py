@@ -34,7 +34,7 @@ def slurm_cluster() -> None:
 def slide_cohort(tmp_path_factory) -> Path:
     """Six CLAM feature files of three patients and their slide map, with a job file for
     tests/cluster/data/slide-pool-scatter.cwl: seven slide-pool jobs in all."""
-    from gcmlm.pathology.clam_h5 import PatchFeatures, write_features
+    from gcmlm.pathology.core.clam_h5 import PatchFeatures, write_features
 
     root = tmp_path_factory.mktemp("slide-cohort")
     rng = np.random.default_rng(7)

@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 from gcmlm.cli import main
 from gcmlm.common.manifest import read_manifest, slide_id, slide_patient_map
 from gcmlm.common.tables import feature_columns, read_patient_table
-from gcmlm.demo import ct, patients, wsi
-from gcmlm.demo.cohort import make_cohort
+from gcmlm.demo.core import ct, patients, wsi
+from gcmlm.demo.demo_cohort import make_cohort
 
 SMALL_SLIDES = (1024, 768)
 

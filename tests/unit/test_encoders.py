@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.pathology.encoders import IMAGENET_MEAN, RANDOM, build_encoder
+from gcmlm.pathology.core.encoders import IMAGENET_MEAN, RANDOM, build_encoder
 
 
 def _random_state_dict(name, path, **kwargs):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.fusion import merge
+from gcmlm.fusion import fusion_merge as merge
 
 DATA = "tools/fusion-merge/tests/data"
 

@@ -6,7 +6,7 @@ from scipy import optimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from gcmlm.fusion import metrics
+from gcmlm.fusion.core import metrics
 
 
 def _data(n=80, seed=0, ties=False):
@@ -129,7 +129,7 @@ def test_curve_files_are_byte_identical_across_processes(tmp_path):
     import sys
 
     script = (
-        "import sys, numpy as np; from pathlib import Path; from gcmlm.fusion import plots\n"
+        "import sys, numpy as np; from pathlib import Path; from gcmlm.fusion.core import plots\n"
         "rng = np.random.default_rng(0); y = rng.integers(0, 2, 60); s = rng.normal(size=60) + y\n"
         "plots.roc({'fused': [(y, s)]}, {'fused': '0.80'}, Path(sys.argv[1]))\n"
     )

@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 
-from gcmlm.fusion.models import ModelConfig, feature_weights, make_model, param_grid, with_fixed_params
-from gcmlm.fusion.synthetic import merged, planted_tables
+from gcmlm.fusion.core.models import ModelConfig, feature_weights, make_model, param_grid, with_fixed_params
+from gcmlm.fusion.core.synthetic import merged, planted_tables
 
 
 @pytest.fixture(scope="module")

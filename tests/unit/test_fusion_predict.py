@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.fusion import inputs, predict
-from gcmlm.fusion.models import ModelConfig, RiskModel, make_model
-from gcmlm.fusion.synthetic import merged, planted_tables
+from gcmlm.fusion import fusion_predict as predict
+from gcmlm.fusion.core import inputs
+from gcmlm.fusion.core.models import ModelConfig, RiskModel, make_model
+from gcmlm.fusion.core.synthetic import merged, planted_tables
 
 MODEL = "tools/fusion-predict/tests/data/fused.skops"
 NEW = "tools/fusion-predict/tests/data/new_patients.csv"

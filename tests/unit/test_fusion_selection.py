@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gcmlm.fusion.harmonize import ComBatHarmonizer
-from gcmlm.fusion.selection import CorrelationPruner, KBest, L1Selector, MRMRSelector
+from gcmlm.fusion.core.harmonize import ComBatHarmonizer
+from gcmlm.fusion.core.selection import CorrelationPruner, KBest, L1Selector, MRMRSelector
 
 
 def _signals(n=120, seed=0):

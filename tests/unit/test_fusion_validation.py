@@ -10,9 +10,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from gcmlm.fusion import validation
-from gcmlm.fusion.models import ModelConfig, make_model
-from gcmlm.fusion.synthetic import merged, planted_tables
+from gcmlm.fusion.core import validation
+from gcmlm.fusion.core.models import ModelConfig, make_model
+from gcmlm.fusion.core.synthetic import merged, planted_tables
 
 
 def _noise_table(n=40, p=400, seed=0):
@@ -43,7 +43,7 @@ def test_pure_noise_gives_chance_auc_where_selection_outside_the_folds_is_optimi
 
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
-    from gcmlm.fusion import train
+    from gcmlm.fusion import fusion_train as train
 
     out = tmp_path_factory.mktemp("train") / "model"
     table = merged(planted_tables(150, noise_features=3, effect=1.2, seed=11))

@@ -20,7 +20,7 @@ import pytest
 import SimpleITK as sitk
 
 from gcmlm.cli import main
-from gcmlm.radiology import nnunet_common as common
+from gcmlm.radiology.core import nnunet as common
 from gcmlm.radiology.nnunet_plan import TINY_FEATURES, TINY_PATCH, tiny_plans
 
 TOOL_DATA = Path(__file__).resolve().parents[2] / "tools" / "nnunet-dataset" / "tests" / "data"
@@ -160,7 +160,7 @@ def test_ext_trainer_found_as_nnunet_does():
         from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
         cls = recursive_find_trainer_class_by_name("nnUNetTrainer_gcmlmShort")
-    assert cls.__module__ == "gcmlm.radiology.nnunet_trainers"
+    assert cls.__module__ == "gcmlm.radiology.core.nnunet_trainers"
     assert sorted(p.name for p in common.EXT_TRAINER_DIR.glob("*.py")) == ["__init__.py", "gcmlm_nnunet_trainers.py"]
 
 
@@ -217,7 +217,7 @@ def test_tiny_model_segments_held_out_cases(tiny_model, demo_cohort):
 
 @pytest.mark.slow
 def test_masks_lie_on_the_input_grid(tiny_model):
-    from gcmlm.radiology.images import grid_differences
+    from gcmlm.radiology.core.images import grid_differences
 
     for image in tiny_model["images"]:
         mask = tiny_model["pred"] / image.name.replace("_0000", "")

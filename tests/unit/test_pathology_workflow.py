@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gcmlm.pathology.clam_h5 import read_coords, read_features
+from gcmlm.pathology.core.clam_h5 import read_coords, read_features
 
 pytestmark = pytest.mark.slow  # each cwltool run tiles and embeds real slides (~1 min on 2 cores)
 

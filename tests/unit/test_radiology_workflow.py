@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from gcmlm.cli import main
 from gcmlm.common.tables import read_patient_table
-from gcmlm.radiology.images import grid_differences
+from gcmlm.radiology.core.images import grid_differences
 
 pytestmark = pytest.mark.slow
 

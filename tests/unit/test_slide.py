@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.pathology.slide import open_slide
+from gcmlm.pathology.core.slide import open_slide
 
 
 @pytest.fixture(scope="module")

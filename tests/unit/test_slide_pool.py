@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gcmlm.cli import main
-from gcmlm.pathology.clam_h5 import PatchFeatures, write_features
+from gcmlm.pathology.core.clam_h5 import PatchFeatures, write_features
 
 
 def _slide(path, feats):

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gcmlm.pathology.grid import contour_test, points_in_polygon, tissue_fraction
-from gcmlm.pathology.tissue import SegParams, segment_tissue
+from gcmlm.pathology.core.grid import contour_test, points_in_polygon, tissue_fraction
+from gcmlm.pathology.core.tissue import SegParams, segment_tissue
 
 PINK = (200, 120, 180)
 SCALE = (16.0, 16.0)  # segmentation image at downsample 16: one CLAM area unit = 512^2 / 16^2 = 1024 px

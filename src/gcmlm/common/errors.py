@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 
 class GcmlmError(Exception):
@@ -14,3 +15,19 @@ class GcmlmError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+def one_line(exc: BaseException, line: str = "first", limit: int = 300) -> str:
+    """An exception as one short line for a GcmlmError message.
+
+    Takes the first non-empty line of its text (``line="last"`` for libraries such as ITK that put
+    the reason last, after lines naming their C++ sources), collapses whitespace, replaces object
+    reprs such as ``<_io.BytesIO object at 0x7f...>`` (they change from run to run) and cuts it at
+    ``limit`` characters; the exception's type name when it has no text.
+    """
+    lines = [text.strip() for text in str(exc).splitlines() if text.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = " ".join((lines[-1] if line == "last" else lines[0]).split())
+    text = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gcmlm.common.atomic import atomic_file
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 
 PATIENT_ID = "patient_id"
 if TYPE_CHECKING:  # imported where used: stages that only need the constants start faster
@@ -58,7 +58,7 @@ def read_patient_table(path: str | os.PathLike, check: bool = True) -> pd.DataFr
     try:
         table = pd.read_csv(path, dtype={PATIENT_ID: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise GcmlmError(f"not a readable CSV ({str(exc).splitlines()[0]})", path) from None
+        raise GcmlmError(f"not a readable CSV ({one_line(exc)})", path) from None
     return check_patient_table(table, path) if check else table
 
 

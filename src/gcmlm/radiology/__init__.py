@@ -1,1 +1,2 @@
-"""Radiology stages: CT preprocessing, nnU-Net v2 segmentation, PyRadiomics features."""
+"""Radiology branch: ct-preprocess, nnunet-dataset/-plan/-train/-predict, radiomics-extract (one
+module per stage, named after it); what they share lives in ``gcmlm.radiology.core``."""

@@ -23,8 +23,8 @@ from gcmlm.common.atomic import atomic_dir
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import read_manifest, rows_of_kind
 from gcmlm.common.progress import track
-from gcmlm.radiology.images import grid_differences, read_image, write_image_to
-from gcmlm.radiology.nnunet_common import CT_SUFFIX, FILE_ENDING, case_id_from_image, dataset_name
+from gcmlm.radiology.core.images import grid_differences, read_image, write_image_to
+from gcmlm.radiology.core.nnunet import CT_SUFFIX, FILE_ENDING, case_id_from_image, dataset_name
 
 log = logging.getLogger("gcmlm")
 

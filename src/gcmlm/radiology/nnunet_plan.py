@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from gcmlm.common.atomic import atomic_dir
-from gcmlm.common.errors import GcmlmError
-from gcmlm.radiology.nnunet_common import (
+from gcmlm.common.errors import GcmlmError, one_line
+from gcmlm.radiology.core.nnunet import (
     CONFIGURATIONS,
     nnunet_env,
     nnunet_prints_to_log,
@@ -118,7 +118,7 @@ def plan_and_preprocess(raw: Path, out_root: Path, configurations: list[str], pl
                 extract_fingerprints([dataset_id], num_processes=num_processes, check_dataset_integrity=verify,
                                      clean=True, verbose=False, show_progress_bar=False)
             except (AssertionError, RuntimeError) as exc:
-                raise GcmlmError(f"nnU-Net dataset integrity check failed: {_one_line(exc)}", raw) from None
+                raise GcmlmError(f"nnU-Net dataset integrity check failed: {one_line(exc)}", raw) from None
             log.info("%s: planning with %s", name, planner)
             plans_id = plan_experiments([dataset_id], planner, gpu_memory_target_in_gb=gpu_memory_target)
             if tiny:
@@ -134,11 +134,6 @@ def plan_and_preprocess(raw: Path, out_root: Path, configurations: list[str], pl
             tmp.rmdir()
             os.replace(pre_root / name, tmp)
     return dest, plans_id
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.radiology.nnunet_common import (
+from gcmlm.radiology.core.nnunet import (
     FILE_ENDING,
     case_id_from_image,
     checkpoint_folds,
@@ -80,7 +80,7 @@ def as_nifti(image: Path, work: Path, case: str) -> Path:
     """nnU-Net reads images by the model's file ending: convert other formats to NIfTI first."""
     if image.name.lower().endswith(FILE_ENDING):
         return image
-    from gcmlm.radiology.images import read_image, write_image_to
+    from gcmlm.radiology.core.images import read_image, write_image_to
 
     dest = work / "converted" / f"{case}_0000{FILE_ENDING}"
     dest.parent.mkdir(exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError
-from gcmlm.radiology.nnunet_common import (
+from gcmlm.radiology.core.nnunet import (
     CONFIGURATIONS,
     check_trainer_name,
     export_model_zip,
@@ -32,7 +32,7 @@ from gcmlm.radiology.nnunet_common import (
 )
 
 log = logging.getLogger("gcmlm")
-# nnU-Net trainer -> gcmlm class that runs it with a settable length (gcmlm.radiology.nnunet_trainers)
+# nnU-Net trainer -> gcmlm class that runs it with a settable length (gcmlm.radiology.core.nnunet_trainers)
 SHORT_TRAINERS = {"nnUNetTrainer": "nnUNetTrainer_gcmlmShort", "nnUNetTrainerNoDA": "nnUNetTrainerNoDA_gcmlmShort"}
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gcmlm.pathology.clam_h5 import write_coords
+from gcmlm.pathology.core.clam_h5 import write_coords
 
 HERE = Path(__file__).resolve().parent
 # CLAM's attrs for CMU-1-Small-Region.svs (2220 x 2967, one level), 256 px patches at level 0.

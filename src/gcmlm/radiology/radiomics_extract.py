@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gcmlm.common.atomic import atomic_file, write_json
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 from gcmlm.common.progress import track
 from gcmlm.common.tables import PATIENT_ID, read_csv_rows, write_patient_rows
-from gcmlm.radiology.images import grid_differences, label_values, read_image, resample_like
+from gcmlm.radiology.core.images import grid_differences, label_values, read_image, resample_like
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,8 +97,7 @@ def make_extractor(params: Path):
     try:
         return RadiomicsFeatureExtractor(str(params))
     except Exception as exc:  # pykwalify's SchemaError, yaml errors: report, don't trace
-        reason = " ".join(str(exc).split())
-        raise GcmlmError(f"invalid PyRadiomics parameter file ({reason[:300]})", params) from None
+        raise GcmlmError(f"invalid PyRadiomics parameter file ({one_line(exc)})", params) from None
 
 
 def load_case(case: Case, label: int, resample_mask: bool):
@@ -131,8 +130,7 @@ def extract_case(extractor, case: Case, label: int, resample_mask: bool) -> tupl
     try:
         result = extractor.execute(image, mask, label=label)
     except (ValueError, RuntimeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise GcmlmError(f"case {case.patient_id}: PyRadiomics failed ({reason})", case.mask) from None
+        raise GcmlmError(f"case {case.patient_id}: PyRadiomics failed ({one_line(exc)})", case.mask) from None
     features = {k: float(v) for k, v in result.items() if not k.startswith(DIAGNOSTICS_PREFIX)}
     diagnostics = {k: _plain(v) for k, v in result.items() if k.startswith(DIAGNOSTICS_PREFIX)}
     return features, diagnostics

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 
 log = logging.getLogger("gcmlm")
 
@@ -154,8 +154,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip and runtime errors alike
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GcmlmError(f"not a loadable weights-only checkpoint ({first})", path) from None
+        raise GcmlmError(f"not a loadable weights-only checkpoint ({one_line(exc)})", path) from None
     # Lightning/DeiT-style wrappers keep the weights one level down.
     if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
         inner = [state[k] for k in ("state_dict", "model") if isinstance(state.get(k), dict)]

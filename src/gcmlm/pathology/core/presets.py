@@ -33,7 +33,7 @@ def presets_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("GCMLM_PRESETS_DIR"):
         dirs.append(Path(os.environ["GCMLM_PRESETS_DIR"]))
-    dirs.append(Path(__file__).resolve().parents[1] / "data" / "presets")
+    dirs.append(Path(__file__).resolve().parents[2] / "data" / "presets")
     return dirs
 
 

@@ -10,7 +10,7 @@ import openslide
 import pytest
 
 from gcmlm.cli import main
-from gcmlm.pathology.presets import CLAM_DEFAULTS, load_preset
+from gcmlm.pathology.core.presets import CLAM_DEFAULTS, load_preset
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +232,8 @@ def test_demo_cohort_slides(demo_cohort, tmp_path):
 
 def test_level_too_large_to_segment_is_read_downsampled_in_strips(wsi, cmu, tmp_path, monkeypatch):
     """CLAM aborts above 1e8 px at the segmentation level; we segment a downsample-64 image read in strips."""
-    import gcmlm.pathology.slide as slide_module
-    import gcmlm.pathology.tiling as tiling
+    import gcmlm.pathology.core.slide as slide_module
+    import gcmlm.pathology.wsi_tile as tiling
 
     monkeypatch.setattr(tiling, "MAX_SEG_PIXELS", 1e6)  # CMU-1-Small-Region has 6.6 Mpx at level 0
     monkeypatch.setattr(slide_module, "WHOLE_LEVEL_PIXELS", 1e6)

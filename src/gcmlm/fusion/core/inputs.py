@@ -68,7 +68,7 @@ def trusted_types(path: Path) -> list[str]:
 def load_model(path: str | os.PathLike):
     from skops.io import load
 
-    from gcmlm.fusion.models import RiskModel
+    from gcmlm.fusion.core.models import RiskModel
 
     path = Path(path)
     if not path.is_file():

@@ -19,7 +19,7 @@ from gcmlm.common.atomic import atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import slide_id, slide_patient_map
 from gcmlm.common.tables import PATIENT_ID, write_patient_table
-from gcmlm.pathology.clam_h5 import read_features
+from gcmlm.pathology.core.clam_h5 import read_features
 
 log = logging.getLogger("gcmlm")
 

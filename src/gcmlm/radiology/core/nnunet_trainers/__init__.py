@@ -5,7 +5,10 @@ own ``nnUNetTrainer_5epochs`` and friends fix it in the class name); ``nnUNetTra
 is the same for nnU-Net's ``nnUNetTrainerNoDA``. Network, loss, augmentation and inference are
 exactly those of the nnU-Net class, so its checkpoints predict like any nnU-Net model; only
 the class must be importable, which ``gcmlm nnunet-predict`` arranges, and nnUNetv2_predict does
-with ``nnUNet_extTrainer`` pointing at ``gcmlm/radiology/nnunet_ext`` (see that package).
+with ``nnUNet_extTrainer`` pointing at this package's folder:
+``export nnUNet_extTrainer=$(python -c "import gcmlm.radiology.core.nnunet_trainers as m; print(m.__path__[0])")``.
+nnU-Net imports every module of that folder as a top-level module while it looks for a trainer class
+(``__init__`` excepted), so the folder holds only this file and ``gcmlm_nnunet_trainers``, a re-export.
 
 ``gcmlm nnunet-train`` sets the run length on the instance; under ``nnUNetv2_train`` the
 environment variables GCMLM_NNUNET_EPOCHS, GCMLM_NNUNET_ITERATIONS and GCMLM_NNUNET_VAL_ITERATIONS

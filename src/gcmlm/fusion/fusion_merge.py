@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gcmlm.common.atomic import write_json
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 from gcmlm.common.tables import MODALITIES, PATIENT_ID, feature_columns, write_patient_table
 
 log = logging.getLogger("gcmlm")
@@ -44,7 +44,7 @@ def read_raw(path: str) -> pd.DataFrame:
     try:
         table = pd.read_csv(p, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise GcmlmError(f"not a readable CSV ({str(exc).splitlines()[0]})", path) from None
+        raise GcmlmError(f"not a readable CSV ({one_line(exc)})", path) from None
     if len(table.columns) == 0 or table.columns[0] != PATIENT_ID:
         raise GcmlmError(f"first column must be '{PATIENT_ID}'", path)
     if (table[PATIENT_ID].str.strip() == "").any():

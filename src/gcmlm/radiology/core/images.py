@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from gcmlm.common.atomic import atomic_file
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 
 # Suffixes SimpleITK reads as one volume file; a folder is read as a DICOM series.
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -248,8 +248,7 @@ def _fmt(values) -> str:
 
 def _itk_reason(exc: RuntimeError) -> str:
     """The useful line of an ITK exception (the others name C++ source files)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    reason = lines[-1] if lines else type(exc).__name__
+    reason = one_line(exc, line="last")
     for prefix in ("sitk::ERROR:", "Description:", "itk::ERROR:"):
         reason = reason.removeprefix(prefix).strip()
     return " ".join(reason.split())

@@ -28,14 +28,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 from gcmlm.common.manifest import slide_id as slide_id_of
 
 log = logging.getLogger("gcmlm")
@@ -215,12 +214,6 @@ def _tiff_mpp(path: Path) -> float | None:
 _BACKENDS = {"openslide": _OpenSlideBackend, "large_image": _LargeImageBackend}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    # Drop object reprs such as "<_io.BytesIO object at 0x7f...>": they change from run to run.
-    return re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", text[0]) if text else type(exc).__name__
-
-
 def _probe(path: Path) -> SlideMeta:
     """Metadata from the first backend that can open *and decode* the file."""
     reasons = []
@@ -238,7 +231,7 @@ def _probe(path: Path) -> SlideMeta:
         except GcmlmError:
             raise
         except Exception as exc:  # each library raises its own types; all mean "cannot read"
-            reasons.append(f"{name}: {_one_line(exc)}")
+            reasons.append(f"{name}: {one_line(exc)}")
     raise GcmlmError("not a readable slide (" + "; ".join(reasons) + ")", path)
 
 
@@ -361,7 +354,7 @@ class Slide:
         try:
             return self._backend().read_region(location[0], location[1], level, int(w), int(h))
         except Exception as exc:
-            raise GcmlmError(f"cannot read region {tuple(location)} level {level}: {_one_line(exc)}",
+            raise GcmlmError(f"cannot read region {tuple(location)} level {level}: {one_line(exc)}",
                              self.path) from None
 
     def read_level(self, level: int) -> np.ndarray:

@@ -30,7 +30,7 @@ CACHE_BYTES = 64 * 2**20
 
 
 class TiffTileReader:
-    """``read_region((x, y), level, (w, h))`` -> (h, w, 3) uint8, like gcmlm.pathology.slide.Slide."""
+    """``read_region((x, y), level, (w, h))`` -> (h, w, 3) uint8, like gcmlm.pathology.core.slide.Slide."""
 
     def __init__(self, path: str | os.PathLike, pages: list[int], level_downsamples: list[float]):
         self.path = os.fspath(path)

@@ -1,3 +1,3 @@
 """Re-exports gcmlm's nnU-Net trainers under their own module, so pickles and checkpoints name it."""
 
-from gcmlm.radiology.nnunet_trainers import *  # noqa: F401,F403
+from gcmlm.radiology.core.nnunet_trainers import *  # noqa: F401,F403

@@ -21,10 +21,10 @@ from pathlib import Path
 from gcmlm.common.errors import GcmlmError
 
 ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
-# A folder holding only a shim that re-exports gcmlm's trainers: nnU-Net imports every module in
-# an nnUNet_extTrainer folder as a top-level module, so it must not be the radiology package
-# itself (whose `radiomics` module would shadow PyRadiomics).
-EXT_TRAINER_DIR = Path(__file__).resolve().parent / "nnunet_ext"
+# The trainers' package folder, which holds the trainers (in __init__) and one re-export module:
+# nnU-Net imports every module in an nnUNet_extTrainer folder as a top-level module, so it must not
+# be a folder with other modules (radiology's own once shadowed PyRadiomics).
+EXT_TRAINER_DIR = Path(__file__).resolve().parent / "nnunet_trainers"
 
 V1_TRAINERS = {"nnUNetTrainerV2": "nnUNetTrainer", "nnUNetTrainerV2_5epochs": "nnUNetTrainer_5epochs"}
 CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError
-from gcmlm.radiology.images import check_same_grid, grid, label_values, read_image, write_image_to
+from gcmlm.radiology.core.images import check_same_grid, grid, label_values, read_image, write_image_to
 
 log = logging.getLogger("gcmlm")
 

@@ -18,12 +18,12 @@ import torch
 from PIL import Image
 
 from gcmlm.cli import main
-from gcmlm.pathology.clam_h5 import read_coords, read_features, write_coords
-from gcmlm.pathology.encoders import build_encoder
-from gcmlm.pathology.patch_loader import fit_shared_memory, plan_reads, read_patches
-from gcmlm.pathology.pool import pool_slides
-from gcmlm.pathology.slide import open_slide
-from gcmlm.pathology.tiff_tiles import open_tile_reader
+from gcmlm.pathology.core.clam_h5 import read_coords, read_features, write_coords
+from gcmlm.pathology.core.encoders import build_encoder
+from gcmlm.pathology.core.patch_loader import fit_shared_memory, plan_reads, read_patches
+from gcmlm.pathology.core.slide import open_slide
+from gcmlm.pathology.core.tiff_tiles import open_tile_reader
+from gcmlm.pathology.slide_pool import pool_slides
 
 ENCODER = "test_resnet"  # timm's 0.4 M-parameter ResNet for tests; input 160 px
 
@@ -294,7 +294,7 @@ def test_on_wsi_tile_coords(cmu, checkpoint, tmp_path):
 
 
 def test_demo_cohort_slides(demo_cohort, checkpoint, tmp_path):
-    pytest.importorskip("gcmlm.demo.cohort")
+    pytest.importorskip("gcmlm.demo.demo_cohort")
     slides = sorted(p for p in demo_cohort.rglob("*") if p.suffix in (".tiff", ".tif", ".svs"))[:2]
     assert slides
     for slide in slides:

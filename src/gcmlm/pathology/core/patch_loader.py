@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.pathology.encoders import Transform
-from gcmlm.pathology.slide import Slide
-from gcmlm.pathology.tiff_tiles import TiffTileReader, open_tile_reader
+from gcmlm.pathology.core.encoders import Transform
+from gcmlm.pathology.core.slide import Slide
+from gcmlm.pathology.core.tiff_tiles import TiffTileReader, open_tile_reader
 
 log = logging.getLogger("gcmlm")
 
@@ -131,7 +131,7 @@ class PatchBatches(Dataset):
     their file handles, so every DataLoader worker opens its own.
 
     Tiled TIFF slides (generic TIFF, SVS) are read by decoding their tiles directly
-    (gcmlm.pathology.tiff_tiles) once that is checked to give OpenSlide's pixels; every other
+    (gcmlm.pathology.core.tiff_tiles) once that is checked to give OpenSlide's pixels; every other
     slide goes through the shared Slide reader. ``direct_tiles=False`` forces the latter.
     """
 

@@ -18,8 +18,8 @@ import pandas as pd
 from gcmlm.common.atomic import atomic_dir, write_json, write_text
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.tables import PATIENT_ID, feature_columns, read_patient_table
-from gcmlm.fusion import metrics, plots, report
-from gcmlm.fusion.inputs import check_columns, load_models, read_labels
+from gcmlm.fusion.core import metrics, plots, report
+from gcmlm.fusion.core.inputs import check_columns, load_models, read_labels
 
 log = logging.getLogger("gcmlm")
 

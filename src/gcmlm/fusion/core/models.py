@@ -23,8 +23,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from gcmlm.fusion.harmonize import ComBatHarmonizer
-from gcmlm.fusion.selection import CorrelationPruner, Passthrough, make_selector
+from gcmlm.fusion.core.harmonize import ComBatHarmonizer
+from gcmlm.fusion.core.selection import CorrelationPruner, Passthrough, make_selector
 
 CLASSIFIERS = ("logreg", "svm", "rf", "gb")
 PENALTIES = ("l1", "l2", "elasticnet")

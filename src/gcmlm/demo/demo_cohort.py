@@ -1,15 +1,15 @@
 """demo-cohort: a small, deterministic, synthetic gastric-cancer cohort for demos and tests.
 
 Writes, under one folder:
-  ct/<pid>.nii.gz        int16 HU CT, 0.8 x 0.8 x 2.5 mm (gcmlm.demo.ct)
+  ct/<pid>.nii.gz        int16 HU CT, 0.8 x 0.8 x 2.5 mm (gcmlm.demo.core.ct)
   labels/<pid>.nii.gz    uint8 0 background, 1 stomach wall, 2 tumour, same grid as the CT
-  slides/<slide>.tiff    pyramidal JPEG-tiled H&E-like WSIs, 0.5 um/px (gcmlm.demo.wsi)
+  slides/<slide>.tiff    pyramidal JPEG-tiled H&E-like WSIs, 0.5 um/px (gcmlm.demo.core.wsi)
   manifest.csv           patient_id,kind,path,label (relative paths)
   clinical.csv           patient_id, clin_* features, mlm (the outcome)
   truth.json             planted latent risks and generator settings
 
 The latent risks and outcomes are drawn for the whole cohort at once (stratified, see
-gcmlm.demo.patients); everything else comes from per-patient streams (seed, patient index,
+gcmlm.demo.core.patients); everything else comes from per-patient streams (seed, patient index,
 purpose), so the CT, slides and clinical noise of a patient do not shift when, say, the slide
 size changes. The second patient has two slides.
 """
@@ -29,10 +29,14 @@ from gcmlm.common.atomic import atomic_dir, atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.progress import track
 from gcmlm.common.tables import PATIENT_ID, write_patient_table
-from gcmlm.demo import ct, wsi
-from gcmlm.demo import patients as patient_model
+from gcmlm.demo.core import ct, wsi
+from gcmlm.demo.core import patients as patient_model
 
 log = logging.getLogger("gcmlm")
+
+# The name truth.json carries (the module's path before the stage modules were renamed): kept so that
+# cohorts written by earlier versions are recognised and outputs stay byte-identical.
+GENERATOR = "gcmlm.demo.cohort"
 
 GENERATOR_VERSION = "1"
 SLIDE_MPP = 0.5  # 20x
@@ -102,7 +106,7 @@ def make_cohort(out_dir: str | os.PathLike, patients: int = 40, seed: int = 0,
         pd.DataFrame(manifest).to_csv(tmp, index=False)
     write_patient_table(pd.DataFrame(clinical), paths["clinical"])
     write_json(paths["truth"], {
-        "generator": "gcmlm.demo.cohort",
+        "generator": GENERATOR,
         "version": GENERATOR_VERSION,
         "seed": seed,
         "patients": len(truth),
@@ -141,7 +145,7 @@ def _refuse_to_replace_other_data(out: Path) -> None:
             generator = json.loads((out / "truth.json").read_text()).get("generator")
         except (ValueError, AttributeError):
             generator = None
-        if generator != "gcmlm.demo.cohort":
+        if generator != GENERATOR:
             raise GcmlmError("folder holds a truth.json not written by demo-cohort; refusing to replace it", out)
 
 

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from gcmlm.cli import main
 from gcmlm.common.errors import GcmlmError
-from gcmlm.radiology.images import grid_differences, read_image
+from gcmlm.radiology.core.images import grid_differences, read_image
 
 DIRECTION = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)  # rotated in-plane: orientation must survive
 
@@ -247,7 +247,7 @@ def test_2d_image_is_an_error(tmp_path, capsys):
 def test_bad_arguments_are_errors(ct, tmp_path):
     _, image_path, labels_path = ct
     with pytest.raises(GcmlmError, match="--mask and --mask-out go together"):
-        from gcmlm.radiology import preprocess as stage
+        from gcmlm.radiology import ct_preprocess as stage
         stage._check_args(_args(image=image_path, out=tmp_path / "o.nii.gz", mask=labels_path))
     assert preprocess("--image", image_path, "--out", tmp_path / "o.nrrd") == 2
     assert preprocess("--image", image_path, "--out", tmp_path / "o.nii.gz", "--clip", 300, -100) == 2

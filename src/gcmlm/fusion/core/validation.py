@@ -25,8 +25,8 @@ from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
 
 from gcmlm.common.progress import Progress
 from gcmlm.common.tables import PATIENT_ID
-from gcmlm.fusion import metrics
-from gcmlm.fusion.models import chosen_params, feature_weights, with_fixed_params
+from gcmlm.fusion.core import metrics
+from gcmlm.fusion.core.models import chosen_params, feature_weights, with_fixed_params
 
 log = logging.getLogger("gcmlm")
 

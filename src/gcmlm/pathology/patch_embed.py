@@ -25,10 +25,10 @@ from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import slide_id
 from gcmlm.common.progress import Progress
-from gcmlm.pathology.clam_h5 import PatchFeatures, read_coords, write_features
-from gcmlm.pathology.encoders import RANDOM, Encoder, build_encoder, sha256_file
-from gcmlm.pathology.patch_loader import PatchBatches, PatchPlan, patch_loader, plan_reads, prepare_batch
-from gcmlm.pathology.slide import open_slide
+from gcmlm.pathology.core.clam_h5 import PatchFeatures, read_coords, write_features
+from gcmlm.pathology.core.encoders import RANDOM, Encoder, build_encoder, sha256_file
+from gcmlm.pathology.core.patch_loader import PatchBatches, PatchPlan, patch_loader, plan_reads, prepare_batch
+from gcmlm.pathology.core.slide import open_slide
 
 log = logging.getLogger("gcmlm")
 

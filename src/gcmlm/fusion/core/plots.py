@@ -13,7 +13,7 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from gcmlm.common.atomic import atomic_file  # noqa: E402
-from gcmlm.fusion import metrics  # noqa: E402
+from gcmlm.fusion.core import metrics  # noqa: E402
 
 # Every file is rendered with the same metadata, and SVG element IDs are hashed with a fixed salt
 # (matplotlib's default is a random one per process), so reruns give byte-identical files.

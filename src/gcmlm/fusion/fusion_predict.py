@@ -16,7 +16,7 @@ import pandas as pd
 from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.tables import PATIENT_ID, read_patient_table
-from gcmlm.fusion.inputs import check_columns, load_models
+from gcmlm.fusion.core.inputs import check_columns, load_models
 
 log = logging.getLogger("gcmlm")
 

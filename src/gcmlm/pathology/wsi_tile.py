@@ -22,11 +22,11 @@ import numpy as np
 from gcmlm import __version__
 from gcmlm.common.atomic import atomic_file, write_json
 from gcmlm.common.errors import GcmlmError
-from gcmlm.pathology.clam_h5 import write_coords
-from gcmlm.pathology.grid import grid_coords, tissue_fraction
-from gcmlm.pathology.presets import CLAM_DEFAULTS, CONTOUR_FNS, load_preset
-from gcmlm.pathology.slide import Slide, read_mpp_csv
-from gcmlm.pathology.tissue import SegParams, Tissue, segment_tissue
+from gcmlm.pathology.core.clam_h5 import write_coords
+from gcmlm.pathology.core.grid import grid_coords, tissue_fraction
+from gcmlm.pathology.core.presets import CLAM_DEFAULTS, CONTOUR_FNS, load_preset
+from gcmlm.pathology.core.slide import Slide, read_mpp_csv
+from gcmlm.pathology.core.tissue import SegParams, Tissue, segment_tissue
 
 log = logging.getLogger("gcmlm")
 

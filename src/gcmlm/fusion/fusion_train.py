@@ -20,9 +20,9 @@ import pandas as pd
 from gcmlm import __version__
 from gcmlm.common.atomic import atomic_dir, write_json, write_text
 from gcmlm.common.errors import GcmlmError
-from gcmlm.fusion import plots, report, validation
-from gcmlm.fusion.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, read_table, save_model
-from gcmlm.fusion.models import (
+from gcmlm.fusion.core import plots, report, validation
+from gcmlm.fusion.core.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, read_table, save_model
+from gcmlm.fusion.core.models import (
     CLASSIFIERS,
     PENALTIES,
     SELECTIONS,
