@@ -9,7 +9,6 @@ PY := $(abspath $(VENV))/bin/python
 # Toil's and cwltool's workers must find `gcmlm` and `cwltool` on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
-CWL_FILES := $(sort $(wildcard tools/*/*.cwl) $(wildcard workflows/*.cwl))
 DOCKERFILES := $(sort $(wildcard containers/*/Dockerfile))
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
@@ -41,11 +40,11 @@ test: setup ## unit tests, CWL validation and CWL tests (tools run from .venv)
 	$(PY) -m pytest tests tools workflows --ignore=tests/cluster --ignore=tests/containers $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
 
 test-containers: setup ## build the images, run every tool's CWL tests inside its image, then the demo in containers
-	bash scripts/ci-containers.sh
+	bash .ci/containers.sh
 
-lint: setup ## ruff, cwltool --validate (zero warnings), hadolint
+lint: setup ## ruff, CWL validation (cwltool --enable-ext --validate, zero warnings, house style), hadolint
 	$(PY) -m ruff check src tests benchmarks
-	bash scripts/validate-cwl.sh $(CWL_FILES)
+	$(PY) -m pytest tests/unit/test_cwl_valid.py -q -p no:cacheprovider
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 
 images: setup ## build every stage image with podman (or docker)
@@ -53,7 +52,7 @@ images: setup ## build every stage image with podman (or docker)
 	bash containers/build.sh
 
 test-cluster: setup ## Toil and a local one-node Slurm cluster (needs root; installs slurm-wlm + munge)
-	bash scripts/ci-cluster.sh $(PYTEST_ARGS)
+	bash .ci/cluster.sh $(PYTEST_ARGS)
 
 bench: setup ## benchmarks against the reference tools, side by side (see benchmarks/README.md)
 	bash benchmarks/run.sh

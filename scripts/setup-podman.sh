@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install podman (and debootstrap for local base images) and point it at our containers.conf.
 # Idempotent: installs only what is missing. Used by `make images`, `make test-containers` and CI.
-# Callers set CONTAINERS_CONF=containers/containers.conf themselves (build.sh, ci-containers.sh).
+# Callers set CONTAINERS_CONF=containers/containers.conf themselves (containers/build.sh, .ci/containers.sh).
 set -euo pipefail
 _gcmlm_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 

@@ -22,30 +22,64 @@ requirements:
   StepInputExpressionRequirement: {}
 
 inputs:
-  rad_table: {type: File, doc: "radiomics patient table (rad_ columns)"}
-  path_table: {type: File, doc: "pathology patient table (path_ columns)"}
-  clinical_table: {type: File, doc: "clinical patient table (clin_ columns and usually the outcome)"}
-  label: {type: string, doc: "binary outcome column"}
+  rad_table:
+    type: File
+    doc: radiomics patient table (rad_ columns)
+  path_table:
+    type: File
+    doc: pathology patient table (path_ columns)
+  clinical_table:
+    type: File
+    doc: clinical patient table (clin_ columns and usually the outcome)
+  label:
+    type: string
+    doc: binary outcome column
   policy:
     type:
       type: enum
       symbols: [fail, drop, impute]
     default: fail
     doc: fusion-merge policy for problem patients
-  models: {type: "string[]?", doc: "subset of rad, path, clin, fused, stacked"}
-  classifier: {type: "string?"}
-  selection: {type: "string?"}
-  k_features: {type: "int[]?"}
-  combat_column: {type: "string?"}
-  outer_folds: {type: "int?"}
-  outer_repeats: {type: "int?"}
-  inner_folds: {type: "int?"}
-  tuning: {type: "string?"}
-  seed: {type: "int?"}
-  n_jobs: {type: "int?"}
-  external_table: {type: "File?", doc: "external cohort (same columns and outcome) for fusion-evaluate"}
-  predict_table: {type: "File?", doc: "new patients to score with the default model"}
-  bootstrap: {type: "int?"}
+  models:
+    type: string[]?
+    doc: subset of rad, path, clin, fused, stacked
+  classifier:
+    type:
+      - "null"
+      - type: enum
+        symbols: [logreg, svm, rf, gb]
+  selection:
+    type:
+      - "null"
+      - type: enum
+        symbols: [none, l1, anova, mrmr]
+  k_features:
+    type: int[]?
+  combat_column:
+    type: string?
+  outer_folds:
+    type: int?
+  outer_repeats:
+    type: int?
+  inner_folds:
+    type: int?
+  tuning:
+    type:
+      - "null"
+      - type: enum
+        symbols: [full, fast, none]
+  seed:
+    type: int?
+  n_jobs:
+    type: int?
+  external_table:
+    type: File?
+    doc: external cohort (same columns and outcome) for fusion-evaluate
+  predict_table:
+    type: File?
+    doc: new patients to score with the default model
+  bootstrap:
+    type: int?
 
 steps:
   merge:

@@ -107,7 +107,10 @@ steps:
     run: ../tools/patch-embed/patch-embed.cwl
     when: $(inputs.use_gpu)
     hints:
-      cwltool:CUDARequirement: {cudaVersionMin: "11.8", cudaComputeCapability: "7.0", cudaDeviceCountMin: 1}
+      cwltool:CUDARequirement:
+        cudaVersionMin: "11.8"
+        cudaComputeCapability: "7.0"
+        cudaDeviceCountMin: 1
     scatter: [slide, coords]
     scatterMethod: dotproduct
     in:
@@ -119,7 +122,8 @@ steps:
       allow_random_weights: allow_random_weights
       batch_size: batch_size
       num_workers: num_workers
-      device: {default: cuda}
+      device:
+        default: cuda
     out: [features_h5, features_pt]
 
   embed_cpu:
@@ -136,7 +140,8 @@ steps:
       allow_random_weights: allow_random_weights
       batch_size: batch_size
       num_workers: num_workers
-      device: {default: cpu}
+      device:
+        default: cpu
     out: [features_h5, features_pt]
 
   pool:

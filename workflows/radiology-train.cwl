@@ -24,27 +24,69 @@ requirements:
   MultipleInputFeatureRequirement: {}
 
 inputs:
-  use_gpu: {type: boolean, default: true, doc: "false runs training on CPU"}
-  images: {type: "File[]?", doc: "training CT images"}
-  labels: {type: "File[]?", doc: "label maps, one per image, same order"}
-  case_ids: {type: "string[]?", doc: "case IDs for images (default: file names)"}
-  cohort: {type: "Directory?", doc: "cohort folder with a manifest (instead of images/labels)"}
-  manifest_name: {type: string, default: manifest.csv}
-  test_cases: {type: "string[]?", doc: "manifest patients held out of training"}
-  dataset_id: {type: int, doc: "nnU-Net dataset ID, 1-999"}
-  dataset_name: {type: string, doc: "dataset name: DatasetNNN_<name>"}
-  classes: {type: "string[]?", doc: "label NAME=VALUE pairs (default background=0 stomach=1 tumour=2)"}
-  configuration: {type: string, default: 3d_fullres}
-  tiny: {type: boolean, default: false, doc: "tiny plans variant nnUNetPlans_tiny (tests, demos)"}
-  fold: {type: string, default: "0"}
-  trainer: {type: string, default: nnUNetTrainer}
-  epochs: {type: "int?"}
-  iterations_per_epoch: {type: "int?"}
-  val_iterations: {type: "int?"}
-  device: {type: string, default: auto}
-  threads: {type: "int?"}
-  num_workers: {type: "int?"}
-  num_processes: {type: "int?"}
+  use_gpu:
+    type: boolean
+    default: true
+    doc: false runs training on CPU
+  images:
+    type: File[]?
+    doc: training CT images
+  labels:
+    type: File[]?
+    doc: label maps, one per image, same order
+  case_ids:
+    type: string[]?
+    doc: "case IDs for images (default: file names)"
+  cohort:
+    type: Directory?
+    doc: cohort folder with a manifest (instead of images/labels)
+  manifest_name:
+    type: string
+    default: manifest.csv
+  test_cases:
+    type: string[]?
+    doc: manifest patients held out of training
+  dataset_id:
+    type: int
+    doc: nnU-Net dataset ID, 1-999
+  dataset_name:
+    type: string
+    doc: "dataset name: DatasetNNN_<name>"
+  classes:
+    type: string[]?
+    doc: label NAME=VALUE pairs (default background=0 stomach=1 tumour=2)
+  configuration:
+    type:
+      type: enum
+      symbols: [2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres]
+    default: 3d_fullres
+  tiny:
+    type: boolean
+    default: false
+    doc: tiny plans variant nnUNetPlans_tiny (tests, demos)
+  fold:
+    type: string
+    default: "0"
+  trainer:
+    type: string
+    default: nnUNetTrainer
+  epochs:
+    type: int?
+  iterations_per_epoch:
+    type: int?
+  val_iterations:
+    type: int?
+  device:
+    type:
+      type: enum
+      symbols: [auto, cpu, cuda, mps]
+    default: auto
+  threads:
+    type: int?
+  num_workers:
+    type: int?
+  num_processes:
+    type: int?
 
 steps:
   dataset:

@@ -1,5 +1,5 @@
 """One workflow on four engine set-ups, side by side: cwltool (sequential), cwltool --parallel,
-Toil single_machine and Toil on Slurm (the local cluster of cluster/slurm-up.sh).
+Toil single_machine and Toil on Slurm (the local cluster of tests/cluster/slurm/slurm-up.sh).
 
 For each run: wall time; the sum of the stage times (every `gcmlm` call is timed by a wrapper first
 on PATH, so all engines are measured the same way); the engine overhead, wall - sum (negative when
@@ -7,7 +7,7 @@ stages overlapped); and wall / sum. The outputs of every engine are checked iden
 to the first engine's. Runs alternate engines within each repeat; the median is reported.
 
     .venv/bin/python benchmarks/engines/bench_engines.py --workflow workflows/gc-mlm.cwl --job JOB.yml \
-        --overrides cluster/small-node.overrides.yml
+        --overrides inputs/small-node.overrides.yml
     .venv/bin/python benchmarks/engines/bench_engines.py            # no arguments: the slide-pool
         scatter test workflow on a generated cohort (--slides 24)
     options: --engines cwltool,cwltool-parallel,toil-single,toil-slurm  --repeats 1  --keep DIR  --overrides F
@@ -106,11 +106,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep run folders (logs, outputs) here")
     parser.add_argument("--overrides", type=Path, help="cwltool/Toil --overrides file, for every engine "
-                        "(e.g. cluster/small-node.overrides.yml on 2 cores)")
+                        "(e.g. inputs/small-node.overrides.yml on 2 cores)")
     args = parser.parse_args()
     engines = [e for e in args.engines.split(",") if e]
     if "toil-slurm" in engines and not have_slurm():
-        raise SystemExit("no Slurm cluster answers: start one with `sudo cluster/slurm-up.sh` or drop toil-slurm")
+        raise SystemExit("no Slurm cluster answers: start one with `sudo tests/cluster/slurm/slurm-up.sh` or drop toil-slurm")
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-engines-"))
     if args.workflow:
         workflow, job = args.workflow.resolve(), args.job.resolve()

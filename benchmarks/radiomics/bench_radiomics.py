@@ -6,7 +6,7 @@ ours, ...) so machine load hits both alike; the median over repeats is reported:
 
   per case   `gcmlm radiomics-extract --image --mask --patient-id` vs `pyradiomics IMAGE MASK`, one process per case
   batch      `gcmlm radiomics-extract --manifest` vs `pyradiomics batch.csv`, one process for all cases
-  in-process gcmlm.radiology.radiomics_extract.extract() vs a RadiomicsFeatureExtractor.execute() loop
+  in-process gcmlm.radiology.radiomics_extract.extract_features() vs a RadiomicsFeatureExtractor.execute() loop
 
 and checks that the feature values are identical (same names; values equal to the 8 significant
 digits our tables keep). Target: overhead <= 5 %.
@@ -144,7 +144,7 @@ def main() -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep the outputs here")
     args = parser.parse_args()
 
-    from gcmlm.radiology.radiomics_extract import Case, extract, resolve_params
+    from gcmlm.radiology.radiomics_extract import Case, extract_features, resolve_params
 
     params = str(resolve_params(args.params))
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-radiomics-"))
@@ -207,18 +207,18 @@ def main() -> int:
     same, worst, n = compare(ours_batch, theirs_batch)
     print(f"identical outputs (batch): names {'same' if same else 'DIFFER'}, {n} values, max relative difference {worst:.2e}")
 
-    # 3. in-process: our extract() (checks + extraction) vs PyRadiomics' extractor loop
+    # 3. in-process: our extract_features() (checks + extraction) vs PyRadiomics' extractor loop
     import logging
 
     import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    radiomics.setVerbosity(logging.ERROR)  # the same logging for both (extract() sets this too)
+    radiomics.setVerbosity(logging.ERROR)  # the same logging for both (extract_features() sets this too)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
 
     def ours_api():
         for label, group in groups.items():
-            extract([Case(c["id"], str(c["image"]), str(c["mask"])) for c in group], Path(by_label[label]))
+            extract_features([Case(c["id"], str(c["image"]), str(c["mask"])) for c in group], Path(by_label[label]))
 
     def theirs_api():
         for label, group in groups.items():
@@ -227,7 +227,7 @@ def main() -> int:
                 extractor.execute(str(c["image"]), str(c["mask"]))
 
     a, t = side_by_side(lambda: timed_here(ours_api), lambda: timed_here(theirs_api), args.repeats)
-    print("\n3. in-process: gcmlm extract() vs a RadiomicsFeatureExtractor.execute() loop\n" + header)
+    print("\n3. in-process: gcmlm extract_features() vs a RadiomicsFeatureExtractor.execute() loop\n" + header)
     print(row("python API", a, t))
     print("\ntarget: ratio <= 1.05")
     if not args.keep:

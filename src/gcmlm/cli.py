@@ -1,4 +1,5 @@
-"""`gcmlm`: one command whose subcommands are the pipeline stages (see gcmlm.stages)."""
+"""`gcmlm`: one command whose subcommands are the pipeline stages (see gcmlm.stages), plus
+utilities that are no stage (no CWL tool, no image), such as `gcmlm jobs`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,25 @@ from gcmlm import __version__
 from gcmlm.common.errors import GcmlmError
 from gcmlm.stages import BY_NAME, STAGES
 
+# Utility subcommands: name -> (module with main(argv) -> int, one-line summary). Listed apart
+# from the stages in `gcmlm --help`; each parses its own arguments and prints its own errors.
+UTILITIES = {
+    "jobs": ("gcmlm.jobs", "write a CWL job file for a workflow (workflows/*.cwl) from a cohort manifest"),
+}
+
+
+def utilities_epilog() -> str:
+    width = max(len(name) for name in [*UTILITIES, *BY_NAME]) + 2  # the stages' column
+    lines = [f"    {name:<{width}}{summary}" for name, (_, summary) in UTILITIES.items()]
+    return "utilities (no CWL tool, no image):\n" + "\n".join(lines)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gcmlm",
         description="Radiopathomics pipeline stages for metachronous liver metastasis in gastric cancer.",
+        epilog=utilities_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gcmlm {__version__}")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", title="stages")
@@ -44,8 +59,15 @@ def stage_parser(name: str, module) -> argparse.ArgumentParser:
     return parser
 
 
+def run_utility(name: str, argv: list[str]) -> int:
+    module = importlib.import_module(UTILITIES[name][0])
+    return int(module.main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in UTILITIES:
+        return run_utility(argv[0], argv[1:])
     parser = build_parser()
     if not argv or argv[0] not in BY_NAME:
         parser.parse_args(argv or ["--help"])

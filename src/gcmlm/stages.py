@@ -42,6 +42,8 @@ STAGES = [
           "Evaluate a saved model on an external cohort: metrics with CIs, curves, HTML report."),
     Stage("fusion-predict", "gcmlm.fusion.fusion_predict", "fusion",
           "Risk scores and risk groups for new patients from a saved model."),
+    Stage("run-report", "gcmlm.report.run_report", "report",
+          "One HTML page for a whole run: cohort QA, per-patient table, image galleries, outliers."),
     Stage("demo-cohort", "gcmlm.demo.demo_cohort", "demo",
           "Write a small deterministic synthetic cohort: CTs, labels, WSIs, clinical data, outcome."),
 ]

@@ -21,10 +21,10 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def slurm_cluster() -> None:
     """A Slurm cluster that sbatch reaches. With GCMLM_CLUSTER_TESTS=1 (CI, after
-    scripts/ci-cluster.sh started one) its absence is a failure; otherwise the test is skipped."""
+    .ci/cluster.sh started one) its absence is a failure; otherwise the test is skipped."""
     if have_slurm():
         return
-    message = "no Slurm cluster answers (start one with: sudo cluster/slurm-up.sh)"
+    message = "no Slurm cluster answers (start one with: sudo tests/cluster/slurm/slurm-up.sh)"
     if CLUSTER_REQUIRED:
         pytest.fail(message + " although GCMLM_CLUSTER_TESTS=1")
     pytest.skip(message)
@@ -74,25 +74,24 @@ def _run(cmd: list, cwd: Path) -> str:
 @pytest.fixture(scope="session")
 def gc_mlm_demo_job(tmp_path_factory) -> Path:
     """A job for workflows/gc-mlm.cwl on a small demo cohort, made the way scripts/demo.sh makes
-    its own (demo-cohort, radiology-train.cwl for a tiny nnU-Net, python -m gcmlm.jobs), only
+    its own (demo-cohort, radiology-train.cwl for a tiny nnU-Net, gcmlm jobs), only
     smaller: 16 patients (6 with MLM, enough for 3 outer x 2 inner folds with the stacked model),
     3 training CTs, 3 epochs (radiomics on the stomach label, which such a
     model finds), a tiny random-weight encoder, CPU, the bwh_biopsy tiling preset as in the demo."""
     work = tmp_path_factory.mktemp("gc-mlm-demo")
-    python = REPO / ".venv" / "bin" / "python"
     # Default slide size, as scripts/demo.sh: at 1024 x 768 px no slide yields a tissue patch.
     _run(["gcmlm", "demo-cohort", "--out", work / "cohort", "--patients", 16, "--seed", 0], work)
     manifest = work / "cohort" / "manifest.csv"
-    _run([python, "-m", "gcmlm.jobs", "radiology-train", "--manifest", manifest, "--first", 3,
+    _run(["gcmlm", "jobs", "radiology-train", "--manifest", manifest, "--first", 3,
           "--out", work / "train.job.yml", "--set", "use_gpu=false", "--set", "dataset_id=501",
           "--set", "dataset_name=EngineDemo", "--set", "tiny=true", "--set", "epochs=3",
           "--set", "iterations_per_epoch=5", "--set", "val_iterations=1", "--set", "num_processes=1",
           "--set", "fold=all"], work)
-    trained = json.loads(_run(["cwltool", "--no-container", "--quiet", "--outdir", work / "model",
+    trained = json.loads(_run(["cwltool", "--enable-ext", "--no-container", "--quiet", "--outdir", work / "model",
                                REPO / "workflows" / "radiology-train.cwl", work / "train.job.yml"], work))
     light_params = REPO / "tools" / "radiomics-extract" / "tests" / "data" / "light_params.yaml"
     job = work / "gc-mlm.job.yml"
-    _run([python, "-m", "gcmlm.jobs", "gc-mlm", "--manifest", manifest, "--clinical", work / "cohort" / "clinical.csv",
+    _run(["gcmlm", "jobs", "gc-mlm", "--manifest", manifest, "--clinical", work / "cohort" / "clinical.csv",
           "--model", trained["model"]["path"], "--out", job,
           "--set", "use_gpu=false", "--set", "tiling_preset=bwh_biopsy", "--set", "encoder=test_resnet", "--set", "allow_random_weights=true",
           "--set", "embed_batch_size=16", "--set", "disable_tta=true", "--set", "radiomics_label=1", "--set", "spacing=[1.6, 1.6, 2.5]",

@@ -28,7 +28,8 @@ def engine_env(extra_path: list[Path] | None = None) -> dict[str, str]:
 
 
 def cwltool_cmd(outdir: Path, *args: str) -> list[str]:
-    return ["cwltool", "--no-container", "--outdir", str(outdir), *args]
+    # --enable-ext: our GPU steps carry cwltool:CUDARequirement (without it cwltool warns).
+    return ["cwltool", "--enable-ext", "--no-container", "--outdir", str(outdir), *args]
 
 
 def toil_cmd(jobstore: Path, outdir: Path, batch_system: str, *args: str) -> list[str]:
@@ -37,6 +38,7 @@ def toil_cmd(jobstore: Path, outdir: Path, batch_system: str, *args: str) -> lis
     workers hang when Unix socket paths under TMPDIR pass 107 characters (AF_UNIX path too long)."""
     cmd = [
         "toil-cwl-runner",
+        "--enable-ext",
         "--jobStore", str(jobstore),
         "--batchSystem", batch_system,
         "--no-container",

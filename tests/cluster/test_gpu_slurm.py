@@ -1,7 +1,7 @@
 """GPU steps on a cluster: Toil turns a step's cwltool:CUDARequirement into a Slurm GPU request
 (`--gres=gpu:N`), and the CPU variant of the docs/gpu.md pattern (use_gpu: false) asks for none.
 
-The local cluster (cluster/slurm-up.sh) declares one GPU placeholder (gres bound to /dev/null), so
+The local cluster (tests/cluster/slurm/slurm-up.sh) declares one GPU placeholder (gres bound to /dev/null), so
 Slurm really schedules the request and sets CUDA_VISIBLE_DEVICES; cwltool's own check of the driver
 (`nvidia-smi -q -x`) is answered by tests/cluster/data/fake-gpu-driver. No GPU code runs."""
 

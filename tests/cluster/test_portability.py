@@ -85,7 +85,7 @@ def test_dockstore_yml_registers_everything():
 def test_provenance_bag_is_complete(tmp_path):
     bag, outdir = tmp_path / "ro", tmp_path / "out"
     job = DATA / "slide-pool-scatter.job.yml"
-    outputs = run_engine(["cwltool", "--no-container", "--provenance", str(bag), "--outdir", str(outdir),
+    outputs = run_engine(["cwltool", "--enable-ext", "--no-container", "--provenance", str(bag), "--outdir", str(outdir),
                           str(DATA / "slide-pool-scatter.cwl"), str(job)])
     stored = check_provenance_bag(bag, steps=("per_slide", "cohort"))
     files = [v for v in outputs["slide_tables"]] + [outputs["cohort_table"], outputs["cohort_report"]]

@@ -1,5 +1,5 @@
 """The same workflow gives byte-identical outputs with cwltool, Toil (single machine) and Toil on
-the local Slurm cluster (cluster/slurm-up.sh)."""
+the local Slurm cluster (tests/cluster/slurm/slurm-up.sh)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_toil_slurm_matches_cwltool(slurm_cluster, cwltool_reference, tmp_path):
 # The whole workflow on a demo cohort (conftest.gc_mlm_demo_job).
 WORKFLOW = REPO / "workflows" / "gc-mlm.cwl"
 # patch-embed asks for 4 cores; Toil never scales a request down (see docs/cluster.md).
-SMALL_NODE = ["--overrides", str(REPO / "cluster" / "small-node.overrides.yml")]
+SMALL_NODE = ["--overrides", str(REPO / "inputs" / "small-node.overrides.yml")]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,12 @@ def test_help_lists_every_stage_with_its_summary():
         assert " ".join(stage.summary.split()[:4]) in flat
 
 
+def test_help_lists_the_utilities_apart_from_the_stages():
+    out = subprocess.run([sys.executable, "-m", "gcmlm", "--help"], capture_output=True, text=True, check=True).stdout
+    stages, _, utilities = out.partition("utilities (no CWL tool, no image):")
+    assert utilities.split()[0] == "jobs" and " jobs " not in stages
+
+
 def test_every_stage_module_imports_and_has_the_stage_interface():
     import importlib
 

@@ -1,6 +1,7 @@
 """Atomic outputs, patient tables and the cohort manifest."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,3 +145,103 @@ def test_patient_rows_refuse_duplicate_or_missing_ids(tmp_path):
     with pytest.raises(GcmlmError, match="1 rows have no patient_id"):
         write_patient_rows([{"patient_id": " ", "rad_a": 1.0}], tmp_path / "m.csv")
     assert not list(tmp_path.iterdir())
+
+
+# --- the output policy: checked before any work --------------------------------------------------
+
+def test_check_output_refuses_a_folder_where_a_file_is_expected_and_the_reverse(tmp_path):
+    from gcmlm.common.atomic import check_output
+
+    folder, file = tmp_path / "d", tmp_path / "f.csv"
+    folder.mkdir()
+    file.write_text("keep me")
+    with pytest.raises(GcmlmError, match="existing folder; expected a file path"):
+        check_output(folder, "file")
+    with pytest.raises(GcmlmError, match="existing file; refusing to replace it"):
+        check_output(file, "dir")
+    assert file.read_text() == "keep me"
+    assert check_output(tmp_path / "new" / "deeper" / "x.csv", "file") == tmp_path / "new" / "deeper" / "x.csv"
+
+
+def test_check_output_refuses_to_overwrite_an_input(tmp_path):
+    from gcmlm.common.atomic import check_outputs
+
+    data = tmp_path / "cohort"
+    data.mkdir()
+    table = data / "table.csv"
+    table.write_text("patient_id\n")
+    with pytest.raises(GcmlmError, match="would overwrite the input"):
+        check_outputs(files=[table], inputs=[table])
+    with pytest.raises(GcmlmError, match="would overwrite the input"):
+        check_outputs(dirs=[tmp_path], inputs=[table])  # replacing the folder would delete it
+    check_outputs(files=[data / "out.csv"], inputs=[table])  # beside an input is fine
+    with pytest.raises(GcmlmError, match="same path is given for two outputs"):
+        check_outputs(files=[tmp_path / "a.csv", tmp_path / "b" / ".." / "a.csv"])
+
+
+def test_check_output_refuses_unwritable_folders_and_files_in_the_way(tmp_path):
+    import os
+
+    from gcmlm.common.atomic import check_output
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with pytest.raises(GcmlmError, match="is not a folder"):
+        check_output(blocker / "sub" / "x.csv", "file")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permission bits: use a read-only mount point instead
+            locked = Path("/proc/self")
+        with pytest.raises(GcmlmError):
+            check_output(locked / "x.csv", "file")
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+
+
+def test_check_output_refuses_names_too_long_for_the_file_system(tmp_path):
+    from gcmlm.common.atomic import atomic_file, check_output
+
+    with pytest.raises(GcmlmError, match=r"name too long for the file system \(300 bytes; at most 255\)"):
+        check_output(tmp_path / ("a" * 300) / "x.csv", "file")
+    # 240 bytes fit the file system but not with the temporary name added: refused before any work
+    name = "s" * 236 + ".png"
+    with pytest.raises(GcmlmError, match="as outputs are first written under a temporary name"):
+        check_output(tmp_path / name, "file")
+    ok = "s" * 150 + ".png"
+    check_output(tmp_path / ok, "file")
+    with atomic_file(tmp_path / ok) as tmp:
+        tmp.write_bytes(b"x")
+    assert (tmp_path / ok).read_bytes() == b"x"
+
+
+def test_the_next_run_removes_what_a_killed_run_left(tmp_path):
+    import subprocess
+    import sys
+
+    from gcmlm.common.atomic import atomic_dir
+
+    dest = tmp_path / "cohort"
+    code = ("import os, sys\nfrom gcmlm.common.atomic import atomic_dir, atomic_file\n"
+            f"with atomic_dir({str(dest)!r}) as t:\n    (t / 'half').write_text('x')\n    os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code], check=False)
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".cohort.tmp-")  # what kill -9 leaves
+    with atomic_dir(dest) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
+
+
+def test_temporaries_of_a_live_run_are_left_alone(tmp_path):
+    import os
+
+    from gcmlm.common.atomic import _tmp_prefix, remove_stale_temporaries
+
+    dest = tmp_path / "x.csv"
+    live = tmp_path / (_tmp_prefix(dest, "tmp") + "abcdefgh.csv")  # this process: alive
+    live.write_text("")
+    dead = tmp_path / _tmp_prefix(dest, "tmp").replace(f"-{os.getpid()}-", "-999999999-")
+    dead.write_text("")
+    assert remove_stale_temporaries(dest) == [dead]
+    assert live.exists() and not dead.exists()

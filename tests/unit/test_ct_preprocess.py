@@ -248,15 +248,9 @@ def test_bad_arguments_are_errors(ct, tmp_path):
     _, image_path, labels_path = ct
     with pytest.raises(GcmlmError, match="--mask and --mask-out go together"):
         from gcmlm.radiology import ct_preprocess as stage
-        stage._check_args(_args(image=image_path, out=tmp_path / "o.nii.gz", mask=labels_path))
+        stage.check_preprocess_options(tmp_path / "o.nii.gz", mask=labels_path)
     assert preprocess("--image", image_path, "--out", tmp_path / "o.nrrd") == 2
     assert preprocess("--image", image_path, "--out", tmp_path / "o.nii.gz", "--clip", 300, -100) == 2
     assert preprocess("--image", image_path, "--out", tmp_path / "o.nii.gz", "--spacing", 1, 0, 1) == 2
     assert not list(tmp_path.glob("o.*"))
 
-
-def _args(**kw):
-    import argparse
-
-    defaults = dict(mask=None, mask_out=None, spacing=None, clip=None, zscore=False, zscore_region="image")
-    return argparse.Namespace(**{**defaults, **kw})

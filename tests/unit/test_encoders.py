@@ -11,13 +11,12 @@ import pytest
 import torch
 
 from gcmlm.common.errors import GcmlmError
-from gcmlm.pathology.core.encoders import IMAGENET_MEAN, RANDOM, build_encoder
+from gcmlm.pathology.core.encoders import IMAGENET_MEAN, RANDOM, build_encoder, import_timm, read_state_dict
 
 
 def _random_state_dict(name, path, **kwargs):
     """Save a RANDOM-weights state_dict for timm model ``name``; returns it."""
-    import timm
-
+    timm = import_timm()  # without timm's import-time FutureWarning
     torch.manual_seed(123)
     state = timm.create_model(name, pretrained=False, **kwargs).state_dict()
     torch.save(state, path)
@@ -119,3 +118,21 @@ def test_uni_v1_architecture_gives_1024_d_features():
     with torch.inference_mode():
         out = enc.model(torch.rand(2, 3, 224, 224))
     assert out.shape == (2, 1024) and torch.isfinite(out).all()
+
+
+def test_random_bytes_checkpoint_message_does_not_invite_unsafe_loading(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(GcmlmError) as err:
+        read_state_dict(path)
+    assert err.value.problem == "not a loadable weights-only checkpoint (a PyTorch state dict or a safetensors file)"
+
+
+def test_timm_import_leaves_no_future_warning():
+    """patch-embed's stderr used to carry timm's torch.jit.interface FutureWarning on every call."""
+    import subprocess
+    import sys
+
+    code = "from gcmlm.pathology.core.encoders import import_timm; import_timm()"
+    result = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -303,3 +303,33 @@ def test_cwl_predict_tool(tiny_model, tmp_path):
     assert [m["basename"] for m in outputs["masks"]] == [f"{case}.nii.gz"]
     assert [q["basename"] for q in outputs["qa_images"]] == [f"{case}.png"]
     assert np.array_equal(read(Path(outputs["masks"][0]["path"])), read(tiny_model["pred"] / f"{case}.nii.gz"))
+
+
+@pytest.mark.slow
+def test_radiology_branch_from_python_equals_the_command_line(tiny_model, demo_cohort, repo, tmp_path, monkeypatch):
+    """The README's Python example (preprocess a CT, segment it with a model zip, extract radiomics)
+    gives the bytes of the same three stages run from the command line."""
+    from gcmlm.common.tables import write_patient_rows
+    from gcmlm.radiology.ct_preprocess import preprocess_ct
+    from gcmlm.radiology.nnunet_predict import predict_cases
+    from gcmlm.radiology.radiomics_extract import Case, extract_features
+
+    monkeypatch.chdir(tmp_path)
+    ct, model = demo_cohort / "ct" / "GC009.nii.gz", tiny_model["zip"]  # GC009: held out from training
+    params = repo / "tools" / "radiomics-extract" / "tests" / "data" / "light_params.yaml"
+    # --- the example ---
+    preprocess_ct(ct, "out/GC009_0000.nii.gz", spacing=(1.6, 1.6, 2.5))
+    [mask] = predict_cases(model, ["out/GC009_0000.nii.gz"], "out/masks", device="cpu", tta=False)
+    rows, diagnostics = extract_features([Case("GC009", "out/GC009_0000.nii.gz", mask)], params, label=1)
+    write_patient_rows(rows, "out/radiomics.csv")
+    # --- the same from the command line ---
+    assert gcmlm("ct-preprocess", "--image", ct, "--out", "cli/GC009_0000.nii.gz", "--spacing", 1.6, 1.6, 2.5) == 0
+    assert gcmlm("nnunet-predict", "--model", model, "--images", "cli/GC009_0000.nii.gz", "--out", "cli/masks",
+                 "--device", "cpu", "--disable-tta", "-npp", 1, "-nps", 1) == 0
+    assert gcmlm("radiomics-extract", "--image", "cli/GC009_0000.nii.gz", "--mask", "cli/masks/GC009.nii.gz",
+                 "--patient-id", "GC009", "--params", params, "--label", 1, "--out", "cli/radiomics.csv") == 0
+    api, cli = tmp_path / "out", tmp_path / "cli"
+    assert mask == Path("out/masks/GC009.nii.gz") and rows[0]["patient_id"] == "GC009" and "GC009" in diagnostics
+    assert (api / "GC009_0000.nii.gz").read_bytes() == (cli / "GC009_0000.nii.gz").read_bytes()
+    assert np.array_equal(read(api / "masks" / "GC009.nii.gz"), read(cli / "masks" / "GC009.nii.gz"))
+    assert (api / "radiomics.csv").read_bytes() == (cli / "radiomics.csv").read_bytes()

@@ -19,7 +19,7 @@ from PIL import Image
 
 from gcmlm.cli import main
 from gcmlm.pathology.core.clam_h5 import read_coords, read_features, write_coords
-from gcmlm.pathology.core.encoders import build_encoder
+from gcmlm.pathology.core.encoders import build_encoder, import_timm
 from gcmlm.pathology.core.patch_loader import fit_shared_memory, plan_reads, read_patches
 from gcmlm.pathology.core.slide import open_slide
 from gcmlm.pathology.core.tiff_tiles import open_tile_reader
@@ -36,8 +36,7 @@ def cmu(shared_data):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A RANDOM-weights checkpoint of the test encoder, written here to exercise strict loading."""
-    import timm
-
+    timm = import_timm()  # without timm's import-time FutureWarning
     torch.manual_seed(5)
     path = tmp_path_factory.mktemp("ckpt") / "random-test_resnet.pth"
     torch.save(timm.create_model(ENCODER, pretrained=False, num_classes=0).state_dict(), path)
@@ -308,3 +307,34 @@ def test_demo_cohort_slides(demo_cohort, checkpoint, tmp_path):
         np.testing.assert_array_equal(got.coords, coords[:8])
         assert got.features.shape == (min(8, len(coords)), 96) and np.isfinite(got.features).all()
     assert os.listdir(tmp_path / "out" / "pt_files")
+
+
+def test_python_api_runs_the_branch_like_the_cli(cmu, tmp_path, monkeypatch):
+    """The README's example: tile, embed (random weights) and pool one slide from Python, no Namespace;
+    the outputs equal the command line's."""
+    from gcmlm.pathology.patch_embed import embed_slide
+    from gcmlm.pathology.slide_pool import pool_features
+    from gcmlm.pathology.wsi_tile import GridSpec, resolve_settings, tile_slide, write_outputs
+
+    monkeypatch.chdir(tmp_path)
+    with open_slide(cmu) as slide:
+        tiles = tile_slide(slide, GridSpec(patch_size=256), resolve_settings("bwh_biopsy"))
+    coords_h5 = write_outputs("out/tiles", tiles)
+    embedded = embed_slide(slide.path, coords_h5, ENCODER, "out/features", allow_random_weights=True,
+                           device="cpu", num_workers=0)
+    pooled = pool_features([embedded.h5_path])
+    assert len(tiles.coords) == embedded.n_patches == pooled.patients["path_n_patches"].item() == 50
+
+    assert main(["wsi-tile", "-q", "--slide", str(cmu), "--out", "cli/tiles", "--preset", "bwh_biopsy"]) == 0
+    assert main(["patch-embed", "-q", "--slide", str(cmu), "--coords", "cli/tiles/patches/CMU-1-Small-Region.h5",
+                 "--out", "cli/features", "--encoder", ENCODER, "--allow-random-weights", "--device", "cpu",
+                 "--num-workers", "0"]) == 0
+    assert main(["slide-pool", "-q", "--features", "cli/features/h5_files/CMU-1-Small-Region.h5",
+                 "--out", "cli/table.csv"]) == 0
+    np.testing.assert_array_equal(read_coords("cli/tiles/patches/CMU-1-Small-Region.h5")[0], tiles.coords)
+    cli = read_features("cli/features/h5_files/CMU-1-Small-Region.h5")
+    np.testing.assert_array_equal(cli.features, read_features(embedded.h5_path).features)
+    from gcmlm.common.tables import write_patient_table
+
+    write_patient_table(pooled.patients, "api_table.csv")
+    assert (tmp_path / "api_table.csv").read_bytes() == (tmp_path / "cli" / "table.csv").read_bytes()

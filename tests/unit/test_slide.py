@@ -113,3 +113,50 @@ def test_untiled_ome_tiff_through_large_image_with_its_mpp(tmp_path):
     assert slide.backend == "large_image" and slide.slide_id == "S-01"
     assert (slide.mpp, slide.mpp_source, slide.magnification) == (0.5, "metadata", 20.0)
     np.testing.assert_array_equal(slide.read_region((290, 190), 0, (20, 20))[10:, 10:], image[200:210, 300:310])
+
+
+def test_truncated_tiff_is_refused_naming_the_region(tmp_path):
+    """The fallback reader would paint the missing tiles blank without a word: refuse the slide."""
+    from gcmlm.demo.core.wsi import write_synthetic_slide
+
+    write_synthetic_slide(tmp_path / "full.tiff", 1024, 768, mpp=0.5, seed=1)
+    data = (tmp_path / "full.tiff").read_bytes()
+    (tmp_path / "cut.tiff").write_bytes(data[: len(data) * 2 // 3])
+    assert open_slide(tmp_path / "full.tiff").backend == "openslide"
+    with pytest.raises(GcmlmError, match=r"truncated file: \d+ of \d+ tiles .*level-0 region x=\d+, y=\d+") as err:
+        open_slide(tmp_path / "cut.tiff")
+    assert err.value.path == str(tmp_path / "cut.tiff")
+
+
+def test_mpp_csv_saved_with_a_bom_is_read(tmp_path):
+    from gcmlm.pathology.core.slide import read_mpp_csv
+
+    path = tmp_path / "mpp.csv"
+    path.write_bytes("slide_id,mpp\nCMU-1,0.25\n".encode("utf-8-sig"))
+    assert read_mpp_csv(path) == {"CMU-1": 0.25}
+
+
+def test_coords_for_another_slide_or_outside_it_are_refused(wsi):
+    from gcmlm.pathology.core.slide_identity import check_coords_fit_slide, identity_attrs
+
+    slide = open_slide(wsi / "CMU-1-Small-Region.svs")
+    mine = {**identity_attrs(slide), "level0_width": 2220, "level0_height": 2967}
+    inside = np.array([[0, 0], [2219, 2966]])
+    check_coords_fit_slide(inside, mine, slide, "c.h5")
+    check_coords_fit_slide(inside, {"patch_size": 256}, slide, "c.h5")  # CLAM's own file: bounds only
+    other = identity_attrs(open_slide(wsi / "small.svs"))
+    with pytest.raises(GcmlmError, match=r"made for another slide \(small.svs"):
+        check_coords_fit_slide(inside, other, slide, "c.h5")
+    with pytest.raises(GcmlmError, match="outside the slide"):
+        check_coords_fit_slide(np.array([[2220, 0]]), {"patch_size": 256}, slide, "c.h5")
+
+
+def test_fingerprint_without_quickhash_ignores_name_and_mtime(tmp_path):
+    from gcmlm.pathology.core.slide_identity import fingerprint
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "a.tif", image, photometric="rgb", metadata=None)
+    (tmp_path / "b.tif").write_bytes((tmp_path / "a.tif").read_bytes())
+    a, b = open_slide(tmp_path / "a.tif", mpp=0.5), open_slide(tmp_path / "b.tif", mpp=0.5)
+    assert a.backend == "large_image" and fingerprint(a) == fingerprint(b)
+    assert fingerprint(a).startswith("edges-sha256:")

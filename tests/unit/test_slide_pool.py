@@ -96,3 +96,26 @@ def test_cwltool_runs_the_tool_and_gives_the_cli_table(cohort, repo):
                  "--out", str(tmp / "cli.csv")]) == 0
     assert (outdir / "pathology_features.csv").read_bytes() == (tmp / "cli.csv").read_bytes()
     assert outputs["patient_table"]["format"] == "http://edamontology.org/format_3752"
+
+
+def test_zero_patch_slide_without_slide_map_is_left_out_and_reported(cohort, caplog):
+    """Each slide its own patient: the empty slide is left out of the table, warned about and reported."""
+    tmp, _, files = cohort
+    assert main(["slide-pool", "--features", *map(str, files), "--out", str(tmp / "t.csv"),
+                 "--report", str(tmp / "r.json")]) == 0
+    table = pd.read_csv(tmp / "t.csv")
+    assert sorted(table["patient_id"]) == ["GC1-A", "GC1-B", "GC2-A"]
+    report = json.loads((tmp / "r.json").read_text())
+    assert report["empty_slides"] == ["GC2-B"] and report["n_patients"] == 3
+    assert "slide GC2-B has no patches" in caplog.text and "GC2-B.h5" in caplog.text
+
+
+def test_feature_file_marked_incomplete_is_refused(tmp_path, capsys):
+    path = tmp_path / "S1.h5"
+    write_features(path, PatchFeatures(np.ones((2, 3), np.float32), np.zeros((2, 2), np.int64),
+                                       {"complete": False}))
+    assert main(["slide-pool", "--features", str(path), "--out", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"gcmlm slide-pool: error: {path}: feature file is marked incomplete (complete=False): "
+                   "an unfinished patch-embed run; embed the slide again"]
+    assert not (tmp_path / "t.csv").exists()

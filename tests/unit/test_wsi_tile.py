@@ -269,3 +269,52 @@ def test_a_bad_slide_in_a_batch_stops_it_before_any_output(wsi, tmp_path, capsys
     assert "unopenable.tiff" in capsys.readouterr().err and not out.exists()
     assert tile("--slide", wsi / "small.svs", wsi / "small.svs", "--out", out) == 2
     assert "appears twice" in capsys.readouterr().err and not out.exists()
+
+
+def test_one_parser_for_preset_cells_and_flags(tmp_path, capsys):
+    from gcmlm.common.errors import GcmlmError
+    from gcmlm.pathology.core.presets import parse_bool, parse_ids
+
+    assert parse_bool("TRUE") is True and parse_bool("no") is False and parse_bool("1") is True
+    assert parse_ids("none") == parse_ids('"nan"') == parse_ids("") == [] and parse_ids("1, 2,") == [1, 2]
+    with pytest.raises(ValueError, match="'maybe' is not true or false"):
+        parse_bool("maybe")
+    preset = tmp_path / "p.csv"
+    preset.write_text("use_otsu,keep_ids\nmaybe,\n")
+    with pytest.raises(GcmlmError, match="column use_otsu: 'maybe' is not TRUE or FALSE"):
+        load_preset(str(preset))
+    preset.write_text("use_otsu,keep_ids\nYes,\"0,2\"\n")
+    assert load_preset(str(preset)) == {"use_otsu": True, "keep_ids": [0, 2]}
+    with pytest.raises(SystemExit):
+        main(["wsi-tile", "--slide", "x.svs", "--out", str(tmp_path), "--use-otsu", "maybe"])
+    assert "argument --use-otsu: 'maybe' is not true or false" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["wsi-tile", "--slide", "x.svs", "--out", str(tmp_path), "--keep-ids", "a"])
+    assert "argument --keep-ids: invalid _ids value: 'a'" in capsys.readouterr().err
+
+
+def test_tissue_dropped_by_a_t_is_reported_with_the_preset_to_use(wsi, tmp_path, caplog):
+    """CLAM's defaults on a small biopsy: the contour found and then dropped by a_t is said, not "0 contours"."""
+    assert main(["wsi-tile", "--slide", str(wsi / "CMU-1-Small-Region.svs"), "--out", str(tmp_path)]) == 0
+    _, _, summary = outputs(tmp_path, "CMU-1-Small-Region")
+    assert summary["n_contours"] == 0 and summary["contours_found"] >= 1
+    assert summary["contours_dropped_by_a_t"] == summary["contours_found"]
+    assert f"{summary['contours_found']} tissue contours found" in caplog.text
+    assert "smaller than a_t=100" in caplog.text and "--preset bwh_biopsy" in caplog.text
+
+
+def test_coords_record_which_slide_they_belong_to(cmu):
+    """patch-embed checks these: file name, level-0 size and OpenSlide's quickhash-1 content fingerprint."""
+    _, attrs, _ = outputs(cmu, "CMU-1-Small-Region")
+    assert attrs["slide_file"] == "CMU-1-Small-Region.svs"
+    assert attrs["slide_fingerprint"].startswith("quickhash-1:")
+    assert (attrs["level0_width"], attrs["level0_height"]) == (2220, 2967)
+
+
+def test_every_output_path_is_checked_before_any_work(wsi, tmp_path, capsys):
+    """A folder where a later slide's coords file goes stops the batch before the first slide is tiled."""
+    (tmp_path / "patches" / "small.h5").mkdir(parents=True)
+    code = main(["wsi-tile", "--slide", str(wsi / "CMU-1-Small-Region.svs"), str(wsi / "small.svs"),
+                 "--out", str(tmp_path), "--mpp", "0.5"])
+    assert code == 2 and "existing folder" in capsys.readouterr().err
+    assert not (tmp_path / "CMU-1-Small-Region.json").exists()

@@ -71,8 +71,7 @@ inputs:
       prefix: --clip
     doc: Intensity window LOW HIGH (e.g. -200 300 HU).
   zscore:
-    type: boolean
-    default: false
+    type: boolean?
     inputBinding:
       prefix: --zscore
     doc: Normalise to zero mean and unit variance.
@@ -112,12 +111,12 @@ arguments:
 outputs:
   image_out:
     type: File
-    format: edam:format_3549  # NIfTI
+    format: edam:format_3549  # NIfTI-1
     outputBinding:
       glob: $(inputs.out_name)
   mask_out:
     type: File?
-    format: edam:format_3549
+    format: edam:format_3549  # NIfTI-1
     outputBinding:
       glob: '$(inputs.mask ? inputs.mask_out_name : [])'
   report:

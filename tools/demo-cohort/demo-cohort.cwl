@@ -41,17 +41,15 @@ baseCommand: [gcmlm, demo-cohort]
 
 inputs:
   patients:
-    type: int
-    default: 12
+    type: int?
     inputBinding:
       prefix: --patients
-    doc: Number of patients; patient k is the same in every cohort of at least k patients.
+    doc: Number of patients (default 40); patient k is the same in every cohort of at least k patients.
   seed:
-    type: int
-    default: 0
+    type: int?
     inputBinding:
       prefix: --seed
-    doc: Random seed (non-negative); the same seed gives the same files.
+    doc: Random seed (non-negative, default 0); the same seed gives the same files.
   slide_size:
     type: int[]?
     inputBinding:

@@ -42,12 +42,12 @@ inputs:
     doc: Patient tables (CSV, edam:format_3752), first column patient_id.
   policy:
     type:
-      type: enum
-      symbols: [fail, drop, impute]
-    default: fail
+      - "null"
+      - type: enum
+        symbols: [fail, drop, impute]
     inputBinding:
       prefix: --policy
-    doc: What to do with problem patients.
+    doc: What to do with problem patients (default fail).
   out_name:
     type: string
     default: merged.csv

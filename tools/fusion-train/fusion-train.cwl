@@ -49,19 +49,36 @@ inputs:
     inputBinding: {prefix: --label}
     doc: Binary outcome column (0/1).
   models:
+    # string[], not an array of enum: cwltool cannot bind an array of enums (cwltool#821)
     type: string[]?
     inputBinding: {prefix: --models}
     doc: Subset of rad, path, clin, fused, stacked (default all available).
   classifier:
-    type: string?
+    type:
+      - "null"
+      - type: enum
+        symbols: [logreg, svm, rf, gb]
     inputBinding: {prefix: --classifier}
     doc: logreg (default), svm, rf or gb.
   penalty:
-    type: string?
+    type:
+      - "null"
+      - type: enum
+        symbols: [l1, l2, elasticnet]
     inputBinding: {prefix: --penalty}
     doc: Logistic regression penalty l1, l2 (default) or elasticnet.
+  class_weight:
+    type:
+      - "null"
+      - type: enum
+        symbols: [balanced, none]
+    inputBinding: {prefix: --class-weight}
+    doc: Class weights of the classifier, balanced (default) or none.
   selection:
-    type: string?
+    type:
+      - "null"
+      - type: enum
+        symbols: [none, l1, anova, mrmr]
     inputBinding: {prefix: --selection}
     doc: none, l1, anova (default) or mrmr.
   k_features:
@@ -85,12 +102,19 @@ inputs:
     type: int?
     inputBinding: {prefix: --inner-folds}
   tuning:
-    type: string?
+    type:
+      - "null"
+      - type: enum
+        symbols: [full, fast, none]
     inputBinding: {prefix: --tuning}
     doc: full (default), fast (tiny grids) or none.
   threshold_rule:
-    type: string?
+    type:
+      - "null"
+      - type: enum
+        symbols: [youden, sens90, sens95, spec90, spec95]
     inputBinding: {prefix: --threshold-rule}
+    doc: Rule choosing the risk threshold in the training data (default youden).
   seed:
     type: int?
     inputBinding: {prefix: --seed}

@@ -41,28 +41,31 @@ inputs:
       prefix: --raw
     doc: Raw dataset folder DatasetNNN_Name (from nnunet-dataset or prepared for nnU-Net by hand).
   configuration:
-    type: string[]
-    default: [3d_fullres]
+    # string[], not an array of enum: cwltool cannot bind an array of enums (cwltool#821)
+    type: string[]?
     inputBinding:
       prefix: --configuration
-    doc: Configuration(s) to preprocess (2d, 3d_fullres, 3d_lowres).
+    doc: Configuration(s) to preprocess, of 2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres (default 3d_fullres).
   planner:
     type: string?
     inputBinding:
       prefix: --planner
     doc: nnU-Net experiment planner class (default ExperimentPlanner; e.g. nnUNetPlannerResEncM).
+  gpu_memory_target:
+    type: float?
+    inputBinding:
+      prefix: --gpu-memory-target
+    doc: GPU memory in GB the planner targets (nnU-Net's -gpu_memory_target).
   tiny:
-    type: boolean
-    default: false
+    type: boolean?
     inputBinding:
       prefix: --tiny
     doc: Use the tiny plans variant <plans>_tiny instead (tests and demos).
-  verify:
-    type: boolean
-    default: true
+  no_verify:
+    type: boolean?
     inputBinding:
-      valueFrom: "$(self ? null : '--no-verify')"
-    doc: Run nnU-Net's dataset integrity check first (on by default).
+      prefix: --no-verify
+    doc: Skip nnU-Net's dataset integrity check (it runs by default).
   num_processes:
     type: int?
     inputBinding:

@@ -38,10 +38,12 @@ baseCommand: [gcmlm, nnunet-predict]
 
 inputs:
   model:
-    type: File
+    type:
+      - File
+      - Directory
     inputBinding:
       prefix: --model
-    doc: nnU-Net model zip (ZIP, from nnunet-train or nnUNetv2_export_model_to_zip).
+    doc: nnU-Net model zip (ZIP, from nnunet-train or nnUNetv2_export_model_to_zip) or a trainer results folder.
   images:
     type: File[]
     inputBinding:
@@ -68,13 +70,11 @@ inputs:
       prefix: --step-size
     doc: Sliding-window step as a fraction of the patch (default 0.5).
   disable_tta:
-    type: boolean
-    default: false
+    type: boolean?
     inputBinding:
       prefix: --disable-tta
   largest_component:
-    type: boolean
-    default: false
+    type: boolean?
     inputBinding:
       prefix: --largest-component
     doc: Keep only the largest connected component of each label.
@@ -85,16 +85,28 @@ inputs:
       valueFrom: "$(self ? ['--qa-dir', 'qa'] : null)"
     doc: Write a QA overlay PNG per case.
   device:
-    type: string
-    default: auto
+    type:
+      - "null"
+      - type: enum
+        symbols: [auto, cpu, cuda, mps]
     inputBinding:
       prefix: --device
-    doc: auto, cpu or cuda.
+    doc: auto (default; CUDA if torch sees a GPU, else CPU), cpu, cuda or mps.
   threads:
     type: int?
     inputBinding:
       prefix: --threads
     doc: torch CPU threads (default as nnU-Net; 1 is fastest on an oversubscribed machine).
+  num_processes_preprocessing:
+    type: int?
+    inputBinding:
+      prefix: --num-processes-preprocessing
+    doc: Preprocessing processes, as nnUNetv2_predict -npp (default 3).
+  num_processes_export:
+    type: int?
+    inputBinding:
+      prefix: --num-processes-export
+    doc: Export processes, as nnUNetv2_predict -nps (default 3).
 
 arguments:
   - prefix: --out
@@ -103,7 +115,7 @@ arguments:
 outputs:
   masks:
     type: File[]
-    format: edam:format_4001  # NIfTI-1
+    format: edam:format_3549  # NIfTI-1
     outputBinding:
       glob: masks/*.nii.gz
     doc: One label map per input image, <case>.nii.gz, on the image's grid.

@@ -45,28 +45,28 @@ inputs:
       prefix: --preprocessed
     doc: Preprocessed dataset folder DatasetNNN_Name (from nnunet-plan).
   configuration:
-    type: string
-    default: 3d_fullres
+    type:
+      - "null"
+      - type: enum
+        symbols: [2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres]
     inputBinding:
       prefix: --configuration
+    doc: nnU-Net configuration (default 3d_fullres).
   fold:
-    type: string
-    default: "0"
+    type: string?
     inputBinding:
       prefix: --fold
-    doc: Fold 0-4 of nnU-Net's 5-fold split, or all.
+    doc: Fold 0-4 of nnU-Net's 5-fold split, or all (default 0).
   trainer:
-    type: string
-    default: nnUNetTrainer
+    type: string?
     inputBinding:
       prefix: --trainer
-    doc: nnU-Net trainer class (nnU-Net v2 names; nnUNetTrainerV2 is v1's).
+    doc: nnU-Net trainer class (default nnUNetTrainer; nnU-Net v2 names, nnUNetTrainerV2 is v1's).
   plans:
-    type: string
-    default: nnUNetPlans
+    type: string?
     inputBinding:
       prefix: --plans
-    doc: Plans identifier (nnUNetPlans, nnUNetPlans_tiny, ...).
+    doc: Plans identifier (default nnUNetPlans; nnUNetPlans_tiny, ...).
   epochs:
     type: int?
     inputBinding:
@@ -80,11 +80,13 @@ inputs:
     inputBinding:
       prefix: --val-iterations
   device:
-    type: string
-    default: auto
+    type:
+      - "null"
+      - type: enum
+        symbols: [auto, cpu, cuda, mps]
     inputBinding:
       prefix: --device
-    doc: auto, cpu or cuda.
+    doc: auto (default; CUDA if torch sees a GPU, else CPU), cpu, cuda or mps.
   threads:
     type: int?
     inputBinding:

@@ -64,28 +64,36 @@ inputs:
       prefix: --checkpoint
     doc: Local weights (state_dict .bin/.pth/.pt or .safetensors), loaded weights-only and strictly. UNI's are pytorch_model.bin from its gated Hugging Face repository.
   allow_random_weights:
-    type: boolean
-    default: false
+    type: boolean?
     inputBinding:
       prefix: --allow-random-weights
     doc: Embed with untrained weights when no checkpoint is given (tests only; recorded in the output).
   batch_size:
-    type: int
-    default: 256
+    type: int?
     inputBinding:
       prefix: --batch-size
+    doc: Patches per batch (default 256).
   device:
-    type: string
-    default: auto
+    type:
+      - "null"
+      - type: enum
+        symbols: [auto, cpu, cuda]
     inputBinding:
       prefix: --device
-    doc: auto (CUDA if the step has a GPU, else CPU), cpu or cuda.
+    doc: auto (default; CUDA if the step has a GPU, else CPU), cpu or cuda.
   precision:
-    type: string
-    default: auto
+    type:
+      - "null"
+      - type: enum
+        symbols: [auto, fp32, bf16, fp16]
     inputBinding:
       prefix: --precision
-    doc: auto (bf16/fp16 autocast on GPU, fp32 on CPU), fp32, bf16 or fp16.
+    doc: auto (default; bf16/fp16 autocast on GPU, fp32 on CPU), fp32, bf16 or fp16.
+  threads:
+    type: int?
+    inputBinding:
+      prefix: --threads
+    doc: CPU compute threads (default torch's); fixed per run for determinism.
   num_workers:
     type: int?
     doc: Reader processes, each with its own slide handle. Default - the step's cores minus one.

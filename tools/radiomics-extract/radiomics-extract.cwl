@@ -59,6 +59,15 @@ inputs:
     inputBinding:
       prefix: --patient-id
     doc: The row's patient_id.
+  cohort:
+    type: Directory?
+    doc: |
+      Batch form, instead of image/mask/patient_id: a folder holding a cohort manifest (kind=ct rows
+      with a label path) or a CSV with columns patient_id,image,mask, paths relative to it.
+  manifest_name:
+    type: string
+    default: manifest.csv
+    doc: The manifest's file name inside `cohort`.
   tables:
     type: File[]?
     inputBinding:
@@ -77,8 +86,7 @@ inputs:
       prefix: --label
     doc: Label value to extract (default the parameter file's `label`, else 1).
   resample_mask_to_image:
-    type: boolean
-    default: false
+    type: boolean?
     inputBinding:
       prefix: --resample-mask-to-image
     doc: Resample a mask that is off the image grid onto it (nearest neighbour) instead of failing.
@@ -94,6 +102,7 @@ inputs:
     doc: File name of the diagnostics JSON (extraction form).
 
 arguments:
+  - valueFrom: '$(inputs.cohort ? ["--manifest", inputs.cohort.path + "/" + inputs.manifest_name] : [])'
   # extraction form only: the parameter file and the diagnostics
   - valueFrom: '$(inputs.tables ? [] : ["--params", inputs.params ? inputs.params.path : inputs.params_name])'
   - valueFrom: '$(inputs.tables ? [] : ["--diagnostics", inputs.diagnostics_name])'

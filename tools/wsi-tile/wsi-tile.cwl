@@ -160,6 +160,26 @@ inputs:
       prefix: --use-padding
       valueFrom: "$(self === null ? null : (self ? 'true' : 'false'))"
     doc: Allow patches that extend past the slide edge (CLAM's default true).
+  keep_ids:
+    type: string?
+    inputBinding:
+      prefix: --keep-ids
+    doc: Keep only these tissue contours, comma-separated indices "I,J" (CLAM's keep_ids).
+  exclude_ids:
+    type: string?
+    inputBinding:
+      prefix: --exclude-ids
+    doc: Drop these tissue contours, comma-separated indices "I,J" (CLAM's exclude_ids).
+  vis_level:
+    type: int?
+    inputBinding:
+      prefix: --vis-level
+    doc: Level of the QA images (-1 = best level for downsample 64).
+  line_thickness:
+    type: int?
+    inputBinding:
+      prefix: --line-thickness
+    doc: Contour line width at level 0 in the QA images (default 250).
 
 outputs:
   coords:

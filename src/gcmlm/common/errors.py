@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 
 class GcmlmError(Exception):
@@ -31,3 +32,25 @@ def one_line(exc: BaseException, line: str = "first", limit: int = 300) -> str:
     text = " ".join((lines[-1] if line == "last" else lines[0]).split())
     text = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` as a Path if it is a readable file; else GcmlmError "no such <what>" (or why not)."""
+    path = Path(path)
+    if path.is_file():
+        if not os.access(path, os.R_OK):
+            raise GcmlmError(f"{what} is not readable (permission denied)", path)
+        return path
+    if path.is_dir():
+        raise GcmlmError(f"is a folder; expected a {what}", path)
+    raise GcmlmError(f"no such {what}", path)
+
+
+def require_dir(path: str | os.PathLike, what: str = "folder") -> Path:
+    """``path`` as a Path if it is a folder; else GcmlmError "no such <what>" (or why not)."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise GcmlmError(f"is a file; expected a {what}", path)
+    raise GcmlmError(f"no such {what}", path)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gcmlm.common.atomic import atomic_dir, atomic_file, write_json
+from gcmlm.common.atomic import atomic_dir, atomic_file, check_outputs, write_json
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.progress import track
 from gcmlm.common.tables import PATIENT_ID, write_patient_table
@@ -39,6 +39,9 @@ log = logging.getLogger("gcmlm")
 GENERATOR = "gcmlm.demo.cohort"
 
 GENERATOR_VERSION = "1"
+# Defaults of make_cohort/write_cohort, which the command line shows and uses too.
+DEFAULT_PATIENTS = 40
+DEFAULT_SEED = 0
 SLIDE_MPP = 0.5  # 20x
 DEFAULT_SLIDE_SIZE = (4096, 3072)  # width, height in level-0 pixels: 2 x 1.5 mm of tissue section
 TWO_SLIDE_PATIENT = 1  # index of the patient with two slides (the first one if there is only one)
@@ -55,9 +58,13 @@ def _slide_sizes(rng: np.random.Generator, base: tuple[int, int]) -> tuple[int, 
     return tuple(int(round(v * rng.uniform(0.85, 1.0) / 16)) * 16 for v in base)
 
 
-def make_cohort(out_dir: str | os.PathLike, patients: int = 40, seed: int = 0,
+def make_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
                 slide_size: tuple[int, int] = DEFAULT_SLIDE_SIZE) -> dict:
-    """Write the cohort into ``out_dir`` (created if needed); returns the key paths."""
+    """Write the cohort into ``out_dir`` (created if needed); returns the key paths.
+
+    ``slide_size``: the largest slide's (width, height) in level-0 pixels at 0.5 um/px; each slide
+    is 85-100 % of it. See :func:`write_cohort` for a cohort that replaces a folder atomically.
+    """
     if patients < 1:
         raise GcmlmError(f"need at least one patient, got {patients}")
     if seed < 0:
@@ -123,11 +130,24 @@ def make_cohort(out_dir: str | os.PathLike, patients: int = 40, seed: int = 0,
     return paths
 
 
+def write_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
+                 slide_size: tuple[int, int] = DEFAULT_SLIDE_SIZE) -> dict:
+    """Replace ``out_dir`` atomically with a new cohort (see :func:`make_cohort`); returns its counts
+    ``{"patients", "slides", "mlm"}``. Refuses a folder that holds other data than a demo cohort."""
+    check_outputs(dirs=[out_dir])
+    _refuse_to_replace_other_data(Path(out_dir))
+    with atomic_dir(out_dir) as tmp:
+        paths = make_cohort(tmp, patients, seed, tuple(slide_size))
+        table = pd.read_csv(paths["clinical"])
+        n_slides = sum(1 for _ in paths["slides_dir"].glob("*.tiff"))
+    return {"patients": len(table), "slides": n_slides, "mlm": int(table["mlm"].sum())}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="cohort folder to write (replaced atomically)")
-    parser.add_argument("--patients", type=int, default=40, help="number of patients (default 40)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--patients", type=int, default=DEFAULT_PATIENTS,
+                        help=f"number of patients (default {DEFAULT_PATIENTS})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     parser.add_argument("--slide-size", type=int, nargs=2, default=list(DEFAULT_SLIDE_SIZE), metavar=("W", "H"),
                         help="largest slide size in level-0 pixels at 0.5 um/px (default %(default)s)")
 
@@ -156,11 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise GcmlmError(f"--seed must be a non-negative integer, got {args.seed}")
     if min(args.slide_size) < 256:
         raise GcmlmError(f"--slide-size must be at least 256 px per side, got {args.slide_size}")
-    _refuse_to_replace_other_data(Path(args.out))
-    with atomic_dir(args.out) as tmp:
-        paths = make_cohort(tmp, args.patients, args.seed, tuple(args.slide_size))
-        table = pd.read_csv(paths["clinical"])
-        n_slides = sum(1 for _ in paths["slides_dir"].glob("*.tiff"))
+    counts = write_cohort(args.out, args.patients, args.seed, tuple(args.slide_size))
     print(f"demo cohort -> {args.out}: {args.patients} patients, {args.patients} CTs with labels, "
-          f"{n_slides} slides, MLM in {int(table['mlm'].sum())}/{len(table)} patients (seed {args.seed})")
+          f"{counts['slides']} slides, MLM in {counts['mlm']}/{counts['patients']} patients (seed {args.seed})")
     return 0

@@ -4,12 +4,18 @@ Metrics with 95 % CIs (AUC: DeLong; sensitivity/specificity/PPV/NPV at the *trai
 threshold: Wilson; Brier and calibration intercept/slope: percentile bootstrap), DeLong tests of
 fused/stacked against each single modality, ROC, calibration and decision curves (PNG + SVG),
 and a self-contained HTML report with TRIPOD+AI-minded notes.
+
+From Python: ``evaluate_model(models, table, label, EvaluateSettings(...), out_dir)``;
+``run(args)`` only turns the command line into those arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +23,49 @@ import pandas as pd
 
 from gcmlm.common.atomic import atomic_dir, write_json, write_text
 from gcmlm.common.errors import GcmlmError
-from gcmlm.common.tables import PATIENT_ID, feature_columns, read_patient_table
+from gcmlm.common.tables import (
+    MODALITIES,
+    PATIENT_ID,
+    check_patient_table,
+    feature_columns,
+    read_patient_table,
+)
 from gcmlm.fusion.core import metrics, plots, report
 from gcmlm.fusion.core.inputs import check_columns, load_models, read_labels
+from gcmlm.fusion.core.models import RiskModel, fusion_pairs
 
 log = logging.getLogger("gcmlm")
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """fusion-evaluate's options beyond its inputs, with their defaults (the command line's too)."""
+
+    bootstrap: int = 1000  # resamples for the Brier and calibration CIs
+    seed: int = 0
+
+
+DEFAULTS = EvaluateSettings()
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate_model`` measured (``write_outputs`` turns it into the output folder)."""
+
+    models: dict[str, RiskModel]
+    patient_ids: list[str]
+    labels: np.ndarray
+    scores: dict[str, np.ndarray]  # predicted risk per model
+    cohort: dict  # size, prevalence, missing values
+    results: dict[str, dict]  # metrics with CIs per model
+    comparisons: list[dict]  # DeLong tests of fusion models against single modalities
+    decision_curves: dict[str, dict]
+    settings: EvaluateSettings
+    title: str  # the report's title
+
+    def predictions(self) -> pd.DataFrame:
+        return pd.DataFrame({PATIENT_ID: self.patient_ids, "label": self.labels,
+                             **{f"score_{n}": s for n, s in self.scores.items()}})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +75,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, metavar="CSV", help="external cohort patient table")
     parser.add_argument("--label", required=True, metavar="COLUMN", help="binary outcome column (0/1)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for Brier/calibration CIs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=int, default=DEFAULTS.bootstrap,
+                        help="bootstrap resamples for Brier/calibration CIs")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    models = load_models(args.model, args.names)
+    evaluate_model(models, args.table, args.label, EvaluateSettings(bootstrap=args.bootstrap, seed=args.seed),
+                   args.out)
+    return 0
+
+
+def evaluate_model(models: RiskModel | Mapping[str, RiskModel] | str | os.PathLike,
+                   table: pd.DataFrame | str | os.PathLike, label: str, settings: EvaluateSettings = DEFAULTS,
+                   out_dir: str | os.PathLike | None = None, *, source: str | os.PathLike = "table") -> Evaluation:
+    """Frozen model(s) on an external cohort: no refitting, no threshold re-selection. ``models``: a
+    model, models by name, a fusion-train output folder or a .skops file; ``table``: a patient table
+    or its CSV (``source`` names an in-memory one). Written to ``out_dir`` unless it is None."""
+    models = as_models(models)
+    table, y, source = read_cohort(table, label, source)
+    for model in models.values():
+        check_columns(model, table, source)
+    scores = {name: m.predict_risk(table) for name, m in models.items()}
+    thresholds = metrics.decision_thresholds()
+    evaluation = Evaluation(
+        models=models, patient_ids=table[PATIENT_ID].astype(str).tolist(), labels=y, scores=scores,
+        cohort=describe_cohort(table, y, models),
+        results={n: model_metrics(y, scores[n], m, settings) for n, m in models.items()},
+        comparisons=[{"model": c, "versus": s, **metrics.delong_test(y, scores[c], scores[s])}
+                     for c, s in fusion_pairs(list(models))],
+        decision_curves={n: metrics.net_benefit(y, s, thresholds) for n, s in scores.items()},
+        settings=settings, title=f"gcmlm external validation: {Path(source).name}")
+    if out_dir is not None:
+        write_outputs(evaluation, out_dir)
+    for name, r in evaluation.results.items():
+        log.info("%-8s AUC %.3f [%.3f, %.3f]", name, r["auc"], *r["auc_ci95"])
+    if out_dir is not None:
+        log.info("report: %s", Path(out_dir) / "report.html")
+    return evaluation
+
+
+def as_models(models: RiskModel | Mapping[str, RiskModel] | str | os.PathLike) -> dict[str, RiskModel]:
+    if isinstance(models, RiskModel):
+        return {models.name: models}
+    if isinstance(models, Mapping):
+        return dict(models)
+    return load_models(models)
+
+
+def read_cohort(table: pd.DataFrame | str | os.PathLike, label: str,
+                source: str | os.PathLike = "table") -> tuple[pd.DataFrame, np.ndarray, str | os.PathLike]:
+    """The cohort, its outcome as 0/1 (both classes needed) and the name errors give it."""
+    if isinstance(table, pd.DataFrame):
+        check_patient_table(table, source)
+    else:
+        source, table = table, read_patient_table(table)
+    y = read_labels(table, label, source)
+    if len(set(y)) < 2:
+        raise GcmlmError(f"outcome '{label}' has one class only: AUC is undefined", source)
+    return table, y, source
+
+
+def model_metrics(y: np.ndarray, score: np.ndarray, model: RiskModel, settings: EvaluateSettings) -> dict:
+    """The metric set at the model's training threshold, with Wilson and bootstrap intervals."""
+    res = metrics.summary(y, score, model.threshold, with_ci=True)
+    res.update(bootstrap_ci(y, score, settings.bootstrap, settings.seed))
+    res["threshold_rule"] = model.threshold_rule
+    return res
 
 
 def bootstrap_ci(y: np.ndarray, p: np.ndarray, n: int, seed: int) -> dict:
@@ -51,10 +161,17 @@ def bootstrap_ci(y: np.ndarray, p: np.ndarray, n: int, seed: int) -> dict:
             for k, v in draws.items()}
 
 
+def describe_cohort(table: pd.DataFrame, y: np.ndarray, models: dict[str, RiskModel]) -> dict:
+    features = list(dict.fromkeys(f for m in models.values() for f in m.features if f in table.columns))
+    numeric = [f for f in features if pd.api.types.is_numeric_dtype(table[f])]
+    return {"patients": int(len(y)), "events": int(y.sum()), "prevalence": float(y.mean()),
+            "missing": missing_summary(table, numeric)}
+
+
 def missing_summary(table: pd.DataFrame, features: list[str]) -> dict:
     cells = table[features].isna()
     by_modality = {}
-    for m in ("rad", "path", "clin"):
+    for m in MODALITIES:
         cols = [c for c in feature_columns(table, m) if c in features]
         if cols:
             by_modality[m] = {"missing_cells": int(cells[cols].to_numpy().sum()),
@@ -63,69 +180,39 @@ def missing_summary(table: pd.DataFrame, features: list[str]) -> dict:
             "by_modality": by_modality}
 
 
-def run(args: argparse.Namespace) -> int:
-    models = load_models(args.model, args.names)
-    table = read_patient_table(args.table)
-    y = read_labels(table, args.label, args.table)
-    if len(set(y)) < 2:
-        raise GcmlmError(f"outcome '{args.label}' has one class only: AUC is undefined", args.table)
-    for model in models.values():
-        check_columns(model, table, args.table)
-    scores = {name: m.predict_risk(table) for name, m in models.items()}
-    results = {}
-    for name, m in models.items():
-        res = metrics.summary(y, scores[name], m.threshold, with_ci=True)
-        res.update(bootstrap_ci(y, scores[name], args.bootstrap, args.seed))
-        res["threshold_rule"] = m.threshold_rule
-        results[name] = res
-    singles = [n for n in models if n not in ("fused", "stacked")]
-    comparisons = [{"model": c, "versus": s, **metrics.delong_test(y, scores[c], scores[s])}
-                   for c in ("fused", "stacked") if c in models for s in singles]
-    features = list(dict.fromkeys(f for m in models.values() for f in m.features if f in table.columns))
-    cohort = {"patients": int(len(y)), "events": int(y.sum()), "prevalence": float(y.mean()),
-              "missing": missing_summary(table, [f for f in features if pd.api.types.is_numeric_dtype(table[f])])}
-    thresholds = np.linspace(0.01, 0.8, 80)
-    curves = {n: metrics.net_benefit(y, s, thresholds) for n, s in scores.items()}
-
-    with atomic_dir(args.out) as out:
-        write_json(out / "metrics.json", {"cohort": cohort, "models": results, "comparisons": comparisons,
-                                          "decision_curves": curves})
-        pd.DataFrame({PATIENT_ID: table[PATIENT_ID].astype(str), "label": y,
-                      **{f"score_{n}": s for n, s in scores.items()}}).to_csv(out / "predictions.csv", index=False,
-                                                                             float_format="%.6f")
-        labels = {n: f"AUC {r['auc']:.2f} [{r['auc_ci95'][0]:.2f}, {r['auc_ci95'][1]:.2f}]" for n, r in results.items()}
-        pairs = {n: (y, s) for n, s in scores.items()}
-        images = [plots.roc({n: [p] for n, p in pairs.items()}, labels, out, title="External validation ROC")[0],
-                  plots.calibration(pairs, out)[0], plots.decision_curve(pairs, out, thresholds=thresholds)[0]]
-        write_text(out / "report.html", render(args, models, cohort, results, comparisons, images))
-    for name, r in results.items():
-        log.info("%-8s AUC %.3f [%.3f, %.3f]", name, r["auc"], *r["auc_ci95"])
-    log.info("report: %s", Path(args.out) / "report.html")
-    return 0
+def write_outputs(evaluation: Evaluation, out_dir: str | os.PathLike) -> None:
+    """The output folder, replaced atomically: metrics, predictions, curves and the report."""
+    with atomic_dir(out_dir) as out:
+        write_json(out / "metrics.json", {"cohort": evaluation.cohort, "models": evaluation.results,
+                                          "comparisons": evaluation.comparisons,
+                                          "decision_curves": evaluation.decision_curves})
+        evaluation.predictions().to_csv(out / "predictions.csv", index=False, float_format="%.6f")
+        write_text(out / "report.html", render(evaluation, curves(evaluation, out)))
 
 
-def render(args, models, cohort, results, comparisons, images) -> str:
+def curves(evaluation: Evaluation, out: Path) -> list[Path]:
+    """ROC, calibration and decision curves; the PNGs the report embeds."""
+    labels = {n: plots.auc_label(r["auc"], r["auc_ci95"]) for n, r in evaluation.results.items()}
+    pairs = {n: (evaluation.labels, s) for n, s in evaluation.scores.items()}
+    return [plots.roc({n: [p] for n, p in pairs.items()}, labels, out, title="External validation ROC")[0],
+            plots.calibration(pairs, out)[0], plots.decision_curve(pairs, out)[0]]
+
+
+def render(evaluation: Evaluation, images: list[Path]) -> str:
+    """The external-validation report: cohort, models, metrics with CIs, comparisons, curves."""
+    results, comparisons, cohort = evaluation.results, evaluation.comparisons, evaluation.cohort
     rows = [{"model": n, **r, "threshold": r["threshold"]} for n, r in results.items()]
     metric_cols = ["model", "auc", "auc_ci95", "threshold", "sensitivity", "sensitivity_ci95", "specificity",
                    "specificity_ci95", "ppv", "ppv_ci95", "npv", "npv_ci95", "brier", "brier_ci95", "calibration_intercept",
                    "calibration_intercept_ci95", "calibration_slope", "calibration_slope_ci95"]
-    descriptions = []
-    for n, m in models.items():
-        card = m.card
-        cfg = card.get("config", {})
-        descriptions.append({
-            "model": n, "features": len(m.features), "classifier": cfg.get("classifier", ""),
-            "selection": f"{cfg.get('selection', '')} (k={cfg.get('k_features', '')})",
-            "training patients": card.get("training_patients", ""), "training prevalence": card.get("prevalence", ""),
-            "CV AUC": card.get("cv_auc", ""), "CV AUC 95% CI": card.get("cv_auc_ci95", ""),
-            "threshold": f"{m.threshold:.4f} ({m.threshold_rule})"})
+    descriptions = [describe_model(n, m) for n, m in evaluation.models.items()]
     missing = cohort["missing"]
     notes = [
         "Validation type: external validation of models frozen at training (no refitting, no recalibration, "
         "no threshold re-selection on this cohort).",
         "Thresholds: chosen on the training data by the stated rule (inner-CV out-of-fold scores), not on this cohort.",
         "AUC 95% CI: DeLong, logit scale. Sensitivity/specificity/PPV/NPV: Wilson intervals. Brier and calibration: "
-        f"percentile bootstrap ({args.bootstrap} resamples, seed {args.seed}).",
+        f"percentile bootstrap ({evaluation.settings.bootstrap} resamples, seed {evaluation.settings.seed}).",
         "Calibration intercept (calibration-in-the-large) should be near 0 and slope near 1; PPV/NPV depend on "
         "this cohort's prevalence.",
         "Missing feature values were imputed with the training medians inside each model's pipeline.",
@@ -144,4 +231,15 @@ def render(args, models, cohort, results, comparisons, images) -> str:
          if comparisons else "<p>No fusion model to compare.</p>"),
         ("Reporting notes (TRIPOD+AI)", report.bullet_list(notes)),
     ]
-    return report.page(f"gcmlm external validation: {Path(args.table).name}", sections, images)
+    return report.page(evaluation.title, sections, images)
+
+
+def describe_model(name: str, model: RiskModel) -> dict:
+    """One row of the report's model table, from the model card written at training."""
+    card = model.card
+    cfg = card.get("config", {})
+    return {"model": name, "features": len(model.features), "classifier": cfg.get("classifier", ""),
+            "selection": f"{cfg.get('selection', '')} (k={cfg.get('k_features', '')})",
+            "training patients": card.get("training_patients", ""), "training prevalence": card.get("prevalence", ""),
+            "CV AUC": card.get("cv_auc", ""), "CV AUC 95% CI": card.get("cv_auc_ci95", ""),
+            "threshold": f"{model.threshold:.4f} ({model.threshold_rule})"}

@@ -9,12 +9,18 @@ Problems are found and listed in a join report, then the policy decides:
 (a duplicated ID's rows in that table are discarded). No patient disappears unreported.
 Other columns (an outcome, a centre) pass through; if two tables carry the same one, their
 values must agree.
+
+From Python: ``merge_tables(paths, policy)`` (then ``write_merge``); ``run(args)`` only turns the
+command line into those arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,33 @@ from gcmlm.common.tables import MODALITIES, PATIENT_ID, feature_columns, write_p
 
 log = logging.getLogger("gcmlm")
 POLICIES = ("fail", "drop", "impute")
+DEFAULT_POLICY = "fail"
+MISSING_TOKENS = {"", "NA", "NaN", "nan", "N/A", "NULL", "null", "None"}
+
+
+@dataclass
+class MergeResult:
+    table: pd.DataFrame  # the merged patient table
+    report: dict  # the join report
+
+
+@dataclass
+class InputTable:
+    """One input table as read: feature columns parsed to numbers, and what was wrong in it."""
+
+    name: str  # the file name, as the report shows it
+    table: pd.DataFrame
+    duplicated_ids: list[str]
+    non_numeric: list[dict]  # cells that are not numbers (table, patient_id, column, value)
+    empty_cells: int
+
+
+class JoinProblems(GcmlmError):
+    """Policy ``fail`` met problem patients; ``report`` is the join report to show the user."""
+
+    def __init__(self, problem: str, report: dict):
+        super().__init__(problem)
+        self.report = report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +66,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patient tables; modalities are recognised by column prefix (rad_, path_, clin_)")
     parser.add_argument("--out", required=True, metavar="CSV", help="merged patient table")
     parser.add_argument("--report", required=True, metavar="JSON", help="join report")
-    parser.add_argument("--policy", choices=POLICIES, default="fail",
+    parser.add_argument("--policy", choices=POLICIES, default=DEFAULT_POLICY,
                         help="what to do with problem patients: fail (default), drop them, or keep them as NaN")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = merge_tables(args.tables, args.policy)
+    except JoinProblems as exc:  # the report says which patients and why: write it, then stop
+        write_json(args.report, exc.report)
+        raise GcmlmError(exc.problem, args.report) from None
+    write_merge(result, args.out, args.report)
+    return 0
+
+
+def merge_tables(paths: Sequence[str | os.PathLike], policy: str = DEFAULT_POLICY) -> MergeResult:
+    """Join the tables on patient_id; problem patients are handled by ``policy`` and listed in the
+    report. Policy ``fail`` with problems raises ``JoinProblems`` (it carries the report)."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    names = [str(p) for p in paths]
+    if len(set(names)) != len(names):
+        raise GcmlmError("the same table is given twice", names[0])
+    inputs = {path: read_input(path) for path in names}
+    check_feature_clashes(inputs)
+    report, problems, all_ids = join_report(list(inputs.values()), policy)
+    if problems and policy == "fail":
+        first = next(iter(sorted(problems.items())))
+        raise JoinProblems(f"{len(problems)} patient(s) with join problems (e.g. {first[0]}: {first[1][0]}); "
+                           f"see the join report, or use --policy drop|impute",
+                           {**report, "merged_patients": 0, "dropped_patients": []})
+    dropped = sorted(problems) if policy == "drop" else []
+    merged = join(inputs, [p for p in all_ids if p not in set(dropped)])
+    features = feature_columns(merged)
+    report.update({"merged_patients": len(merged), "dropped_patients": dropped,
+                   "kept_with_missing_values": sorted(problems) if policy == "impute" else [],
+                   "missing_cells_after_merge": int(merged[features].isna().to_numpy().sum())})
+    return MergeResult(merged, report)
+
+
+def write_merge(result: MergeResult, out: str | os.PathLike, report_path: str | os.PathLike) -> None:
+    write_patient_table(result.table, out)
+    write_json(report_path, result.report)
+    report = result.report
+    log.info("merged %d tables: %d patients, %d features; %d problem patients (%s)", len(report["tables"]),
+             len(result.table), len(feature_columns(result.table)), len(report["problem_patients"]), report["policy"])
+
+
+# --- read and check ------------------------------------------------------------------------------------
+
+def read_input(path: str) -> InputTable:
+    table, bad, empty = parse_features(read_raw(path), path)
+    dupes = sorted(set(table.loc[table[PATIENT_ID].duplicated(), PATIENT_ID]))
+    return InputTable(Path(path).name, table, dupes, bad, empty)
 
 
 def read_raw(path: str) -> pd.DataFrame:
@@ -53,9 +137,6 @@ def read_raw(path: str) -> pd.DataFrame:
     return table
 
 
-MISSING_TOKENS = {"", "NA", "NaN", "nan", "N/A", "NULL", "null", "None"}
-
-
 def parse_features(table: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[dict], int]:
     """Feature columns to float. Returns (table, non-numeric cells, empty cells)."""
     bad, empty = [], 0
@@ -71,77 +152,63 @@ def parse_features(table: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[d
     return table, bad, empty
 
 
-def run(args: argparse.Namespace) -> int:
-    names = [str(p) for p in args.tables]
-    if len(set(names)) != len(names):
-        raise GcmlmError("the same table is given twice", names[0])
-    tables, report_tables, duplicates, non_numeric = {}, [], {}, []
-    for path in names:
-        table = read_raw(path)
-        table, bad, empty = parse_features(table, path)
-        dupes = sorted(set(table.loc[table[PATIENT_ID].duplicated(), PATIENT_ID]))
-        if dupes:
-            duplicates[Path(path).name] = dupes
-        non_numeric += bad
-        report_tables.append({"table": Path(path).name, "rows": len(table), "patients": int(table[PATIENT_ID].nunique()),
-                              "modalities": [m for m in MODALITIES if feature_columns(table, m)],
-                              "feature_columns": len(feature_columns(table)), "empty_cells": empty})
-        tables[path] = table
-
-    # Column clashes are structural errors whatever the policy.
+def check_feature_clashes(inputs: dict[str, InputTable]) -> None:
+    """A feature column in two tables is a structural error whatever the policy."""
     seen: dict[str, str] = {}
-    for path, table in tables.items():
-        for col in table.columns[1:]:
-            if col in seen and col in feature_columns(table):
+    for path, item in inputs.items():
+        for col in item.table.columns[1:]:
+            if col in seen and col in feature_columns(item.table):
                 raise GcmlmError(f"feature column '{col}' is also in {seen[col]}", path)
             seen.setdefault(col, path)
 
-    all_ids = sorted(set().union(*(set(t[PATIENT_ID]) for t in tables.values())))
-    absent = {Path(path).name: sorted(set(all_ids) - set(t[PATIENT_ID])) for path, t in tables.items()}
-    absent = {p: ids for p, ids in absent.items() if ids}
+
+def join_report(inputs: list[InputTable], policy: str) -> tuple[dict, dict[str, list[str]], list[str]]:
+    """The join report before the merge, the problems per patient and every patient ID seen."""
+    all_ids = sorted(set().union(*(set(t.table[PATIENT_ID]) for t in inputs)))
+    duplicates = {t.name: t.duplicated_ids for t in inputs if t.duplicated_ids}
+    absent = {t.name: sorted(set(all_ids) - set(t.table[PATIENT_ID])) for t in inputs}
+    absent = {name: ids for name, ids in absent.items() if ids}
+    non_numeric = [cell for t in inputs for cell in t.non_numeric]
     problems: dict[str, list[str]] = {}
-    for path, ids in duplicates.items():
+    for name, ids in duplicates.items():
         for pid in ids:
-            problems.setdefault(pid, []).append(f"duplicated in {path}")
-    for path, ids in absent.items():
+            problems.setdefault(pid, []).append(f"duplicated in {name}")
+    for name, ids in absent.items():
         for pid in ids:
-            problems.setdefault(pid, []).append(f"absent from {path}")
+            problems.setdefault(pid, []).append(f"absent from {name}")
     for cell in non_numeric:
         problems.setdefault(cell[PATIENT_ID], []).append(f"non-numeric {cell['column']}={cell['value']!r} in {cell['table']}")
-
-    report = {"policy": args.policy, "tables": report_tables, "patients_in_any_table": len(all_ids),
+    summaries = [{"table": t.name, "rows": len(t.table), "patients": int(t.table[PATIENT_ID].nunique()),
+                  "modalities": [m for m in MODALITIES if feature_columns(t.table, m)],
+                  "feature_columns": len(feature_columns(t.table)), "empty_cells": t.empty_cells} for t in inputs]
+    report = {"policy": policy, "tables": summaries, "patients_in_any_table": len(all_ids),
               "duplicated_ids": duplicates, "absent_ids": absent, "non_numeric_values": non_numeric,
               "problem_patients": {pid: why for pid, why in sorted(problems.items())}}
-    if problems and args.policy == "fail":
-        write_json(args.report, {**report, "merged_patients": 0, "dropped_patients": []})
-        first = next(iter(sorted(problems.items())))
-        raise GcmlmError(f"{len(problems)} patient(s) with join problems (e.g. {first[0]}: {first[1][0]}); "
-                         f"see the join report, or use --policy drop|impute", args.report)
+    return report, problems, all_ids
 
-    dropped = sorted(problems) if args.policy == "drop" else []
-    merged = pd.DataFrame({PATIENT_ID: [p for p in all_ids if p not in set(dropped)]})
-    for path, table in tables.items():
-        table = table[~table[PATIENT_ID].isin(duplicates.get(Path(path).name, []))]  # impute: a duplicate's rows are unusable
+
+# --- join ----------------------------------------------------------------------------------------------
+
+def join(inputs: dict[str, InputTable], patient_ids: list[str]) -> pd.DataFrame:
+    """Left-join every table onto ``patient_ids``; a pass-through column in two tables must agree."""
+    merged = pd.DataFrame({PATIENT_ID: patient_ids})
+    for path, item in inputs.items():
+        table = item.table[~item.table[PATIENT_ID].isin(item.duplicated_ids)]  # a duplicate's rows are unusable
         others = [c for c in table.columns[1:] if c in merged.columns]
         if others:
-            check = merged[[PATIENT_ID] + others].merge(table[[PATIENT_ID] + others], on=PATIENT_ID, suffixes=("", "__new"))
-            for col in others:
-                a, b = check[col].astype(str), check[f"{col}__new"].astype(str)
-                clash = check.loc[(a != b) & (a != "") & (b != ""), PATIENT_ID].tolist()
-                if clash:
-                    raise GcmlmError(f"column '{col}' disagrees with another table for patient(s) {', '.join(clash[:5])}", path)
+            check_agreement(merged, table, others, path)
             table = table.drop(columns=others)
         merged = merged.merge(table, on=PATIENT_ID, how="left")
-    merged = _numeric_passthrough(merged)
-    features = feature_columns(merged)
-    report.update({"merged_patients": len(merged), "dropped_patients": dropped,
-                   "kept_with_missing_values": sorted(problems) if args.policy == "impute" else [],
-                   "missing_cells_after_merge": int(merged[features].isna().to_numpy().sum())})
-    write_patient_table(merged, args.out)
-    write_json(args.report, report)
-    log.info("merged %d tables: %d patients, %d features; %d problem patients (%s)", len(tables), len(merged),
-             len(features), len(problems), args.policy)
-    return 0
+    return _numeric_passthrough(merged)
+
+
+def check_agreement(merged: pd.DataFrame, table: pd.DataFrame, columns: list[str], path: str) -> None:
+    check = merged[[PATIENT_ID] + columns].merge(table[[PATIENT_ID] + columns], on=PATIENT_ID, suffixes=("", "__new"))
+    for col in columns:
+        a, b = check[col].astype(str), check[f"{col}__new"].astype(str)
+        clash = check.loc[(a != b) & (a != "") & (b != ""), PATIENT_ID].tolist()
+        if clash:
+            raise GcmlmError(f"column '{col}' disagrees with another table for patient(s) {', '.join(clash[:5])}", path)
 
 
 def _numeric_passthrough(table: pd.DataFrame) -> pd.DataFrame:

@@ -3,22 +3,43 @@
 Groups come from training, never from the new patients: the model's training threshold
 (``threshold``: low/high), its training score tertiles (``tertiles``: low/intermediate/high),
 or explicit cut-offs (``--cutoffs``).
+
+From Python: ``predict_risk(model, table)`` (then ``write_predictions``); ``run(args)`` only
+turns the command line into those arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError
-from gcmlm.common.tables import PATIENT_ID, read_patient_table
-from gcmlm.fusion.core.inputs import check_columns, load_models
+from gcmlm.common.tables import PATIENT_ID, check_patient_table, read_patient_table
+from gcmlm.fusion.core.inputs import CARD, check_columns, load_models
+from gcmlm.fusion.core.models import RiskModel
 
 log = logging.getLogger("gcmlm")
+GROUPINGS = ("threshold", "tertiles")
+DEFAULT_GROUPS = "threshold"
+
+
+@dataclass
+class RiskPredictions:
+    """Scores and groups of new patients (``table``), and where the group cut-offs came from."""
+
+    table: pd.DataFrame  # patient_id, model, risk_score, risk_group
+    model: RiskModel
+    cutoffs: list[float]
+    cutoff_source: str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +48,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="model to use from a folder (default: the folder's default model)")
     parser.add_argument("--table", required=True, metavar="CSV", help="patient table of the new patients")
     parser.add_argument("--out", required=True, metavar="CSV", help="predictions to write")
-    parser.add_argument("--groups", choices=("threshold", "tertiles"), default="threshold",
+    parser.add_argument("--groups", choices=GROUPINGS, default=DEFAULT_GROUPS,
                         help="risk groups from the training threshold or the training score tertiles")
     parser.add_argument("--cutoffs", nargs="+", type=float, metavar="P", help="explicit risk cut-offs (overrides --groups)")
+
+
+def run(args: argparse.Namespace) -> int:
+    model = pick_model(args.model, args.name)
+    write_predictions(predict_risk(model, args.table, groups=args.groups, cutoffs=args.cutoffs), args.out)
+    return 0
+
+
+def predict_risk(model: RiskModel | str | os.PathLike, table: pd.DataFrame | str | os.PathLike, *,
+                 groups: str = DEFAULT_GROUPS, cutoffs: Sequence[float] | None = None,
+                 source: str | os.PathLike = "table") -> RiskPredictions:
+    """Risk scores and groups. ``model``: a model, a .skops file or a fusion-train output folder
+    (its default model); ``table``: a patient table or its CSV (``source`` names an in-memory
+    one); ``cutoffs`` (explicit) override ``groups``."""
+    if not isinstance(model, RiskModel):
+        model = pick_model(model)
+    table, source = read_new_patients(table, model, source)
+    scores = model.predict_risk(table)
+    cutoffs, cutoff_source = group_cutoffs(model, groups, cutoffs)
+    out = pd.DataFrame({PATIENT_ID: table[PATIENT_ID].astype(str), "model": model.name, "risk_score": scores,
+                        "risk_group": risk_groups(scores, cutoffs)})
+    return RiskPredictions(out, model, cutoffs, cutoff_source)
+
+
+def write_predictions(predictions: RiskPredictions, out: str | os.PathLike) -> Path:
+    with atomic_file(out) as tmp:
+        predictions.table.to_csv(tmp, index=False, float_format="%.6f")
+    log.info("%d patients scored with model '%s'; groups from %s: cut-offs %s", len(predictions.table),
+             predictions.model.name, predictions.cutoff_source, ", ".join(f"{c:.4f}" for c in predictions.cutoffs))
+    return Path(out)
+
+
+def pick_model(models_path: str | os.PathLike, name: str | None = None) -> RiskModel:
+    """One model from a .skops file, or from a fusion-train folder (``name``, else its default)."""
+    path = Path(models_path)
+    if path.is_dir() and name is None:
+        card = path / CARD
+        if card.is_file():
+            name = json.loads(card.read_text()).get("default_model")
+    models = load_models(path, [name] if name else None)
+    if len(models) != 1:
+        raise GcmlmError(f"several models ({', '.join(models)}); choose one with --name", models_path)
+    return next(iter(models.values()))
+
+
+def read_new_patients(table: pd.DataFrame | str | os.PathLike, model: RiskModel,
+                      source: str | os.PathLike = "table") -> tuple[pd.DataFrame, str | os.PathLike]:
+    """The new patients' table, checked to hold every column the model reads, as numbers."""
+    if isinstance(table, pd.DataFrame):
+        check_patient_table(table, source)
+    else:
+        source, table = table, read_patient_table(table)
+    check_columns(model, table, source)
+    bad = [c for c in model.features if c != model.card.get("config", {}).get("combat_column")
+           and not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        raise GcmlmError(f"non-numeric values in column(s) {', '.join(bad[:5])}", source)
+    return table, source
+
+
+def group_cutoffs(model: RiskModel, groups: str = DEFAULT_GROUPS,
+                  cutoffs: Sequence[float] | None = None) -> tuple[list[float], str]:
+    """The cut-offs between risk groups and where they come from (never from the new patients)."""
+    if cutoffs:
+        return list(cutoffs), "explicit cut-offs"
+    if groups == "tertiles":
+        return model.tertiles, "training score tertiles"
+    if groups == "threshold":
+        return [model.threshold], f"training threshold ({model.threshold_rule})"
+    raise ValueError(f"groups must be one of {', '.join(GROUPINGS)}, not {groups!r}")
 
 
 def group_names(k: int) -> list[str]:
@@ -40,42 +131,3 @@ def risk_groups(scores: np.ndarray, cutoffs: list[float]) -> list[str]:
     cutoffs = sorted(cutoffs)
     names = group_names(len(cutoffs))
     return [names[int(np.searchsorted(cutoffs, s, side="right"))] for s in scores]
-
-
-def pick_model(models_path, name: str | None):
-    import json
-    from pathlib import Path
-
-    path = Path(models_path)
-    if path.is_dir() and name is None:
-        card = path / "model_card.json"
-        if card.is_file():
-            name = json.loads(card.read_text()).get("default_model")
-    models = load_models(path, [name] if name else None)
-    if len(models) != 1:
-        raise GcmlmError(f"several models ({', '.join(models)}); choose one with --name", models_path)
-    return next(iter(models.values()))
-
-
-def run(args: argparse.Namespace) -> int:
-    model = pick_model(args.model, args.name)
-    table = read_patient_table(args.table)
-    check_columns(model, table, args.table)
-    bad = [c for c in model.features if c != model.card.get("config", {}).get("combat_column")
-           and not pd.api.types.is_numeric_dtype(table[c])]
-    if bad:
-        raise GcmlmError(f"non-numeric values in column(s) {', '.join(bad[:5])}", args.table)
-    scores = model.predict_risk(table)
-    if args.cutoffs:
-        cutoffs, source = args.cutoffs, "explicit cut-offs"
-    elif args.groups == "tertiles":
-        cutoffs, source = model.tertiles, "training score tertiles"
-    else:
-        cutoffs, source = [model.threshold], f"training threshold ({model.threshold_rule})"
-    out = pd.DataFrame({PATIENT_ID: table[PATIENT_ID].astype(str), "model": model.name, "risk_score": scores,
-                        "risk_group": risk_groups(scores, cutoffs)})
-    with atomic_file(args.out) as tmp:
-        out.to_csv(tmp, index=False, float_format="%.6f")
-    log.info("%d patients scored with model '%s'; groups from %s: cut-offs %s", len(out), model.name, source,
-             ", ".join(f"{c:.4f}" for c in cutoffs))
-    return 0

@@ -4,6 +4,9 @@ Candidate models: one per modality found by column prefix (rad_, path_, clin_), 
 prefixes in one pipeline) and ``stacked`` (late fusion of the per-modality scores). Outputs:
 metrics.json, oof_predictions.csv, selected_features.csv, cv_roc/cv_calibration plots, the final
 models refit on all patients (models/<name>.skops) and model_card.json.
+
+From Python: ``train_models(table, label, TrainSettings(...), out_dir)``; ``run(args)`` only
+turns the command line into those arguments.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +25,12 @@ import pandas as pd
 from gcmlm import __version__
 from gcmlm.common.atomic import atomic_dir, write_json, write_text
 from gcmlm.common.errors import GcmlmError
+from gcmlm.common.tables import MODALITIES, check_patient_table, feature_columns
 from gcmlm.fusion.core import plots, report, validation
 from gcmlm.fusion.core.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, read_table, save_model
 from gcmlm.fusion.core.models import (
     CLASSIFIERS,
+    FUSION_MODELS,
     PENALTIES,
     SELECTIONS,
     TUNING,
@@ -35,71 +42,270 @@ from gcmlm.fusion.core.models import (
 )
 
 log = logging.getLogger("gcmlm")
-MODEL_NAMES = ("rad", "path", "clin", "fused", "stacked")
+MODEL_NAMES = (*MODALITIES, *FUSION_MODELS)
 THRESHOLD_RULES = ("youden", "sens90", "sens95", "spec90", "spec95")
+CLASS_WEIGHTS = ("balanced", "none")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything fusion-train can be told, with its defaults (the command line's too).
+
+    Each field is the option of the same name (``k_features`` is ``--k-features``); the model
+    defaults are ``ModelConfig``'s. ``models=None``: every modality present, fused and stacked.
+    """
+
+    models: tuple[str, ...] | None = None
+    classifier: str = ModelConfig.classifier
+    penalty: str = ModelConfig.penalty
+    class_weight: str = ModelConfig.class_weight  # "balanced" or "none"
+    selection: str = ModelConfig.selection
+    k_features: tuple[int, ...] = tuple(ModelConfig.k_features)
+    corr_threshold: float = ModelConfig.corr_threshold
+    combat_column: str | None = ModelConfig.combat_column
+    outer_folds: int = 5
+    outer_repeats: int = 10
+    inner_folds: int = ModelConfig.inner_folds
+    tuning: str = ModelConfig.tuning
+    threshold_rule: str = "youden"
+    seed: int = ModelConfig.seed
+    n_jobs: int = ModelConfig.n_jobs
+
+    def __post_init__(self) -> None:
+        for name in ("models", "k_features"):  # lists (argparse's nargs) become tuples: settings stay immutable
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        choices = {"classifier": CLASSIFIERS, "penalty": PENALTIES, "class_weight": CLASS_WEIGHTS,
+                   "selection": SELECTIONS, "tuning": TUNING, "threshold_rule": THRESHOLD_RULES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        unknown = [m for m in self.models or () if m not in MODEL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainSettings:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(classifier=self.classifier, penalty=self.penalty, selection=self.selection,
+                           k_features=list(self.k_features), corr_threshold=self.corr_threshold,
+                           combat_column=self.combat_column, inner_folds=self.inner_folds, tuning=self.tuning,
+                           class_weight=None if self.class_weight == "none" else self.class_weight,
+                           seed=self.seed, n_jobs=self.n_jobs)
+
+    def validation_text(self) -> str:
+        return f"nested CV, {self.outer_repeats} x {self.outer_folds}-fold outer, {self.inner_folds}-fold inner"
+
+
+DEFAULTS = TrainSettings()
+
+
+@dataclass
+class TrainResult:
+    """What ``train_models`` found and fitted (``write_outputs`` turns it into the output folder)."""
+
+    models: dict[str, RiskModel]  # refit on all patients, with thresholds and model cards
+    cv: validation.CVResult  # out-of-fold scores, per-fold feature weights and hyperparameters
+    summary: dict[str, dict]  # nested-CV metrics per model
+    comparisons: list[dict]  # DeLong tests of fusion models against single modalities
+    selected: pd.DataFrame  # selection frequency per feature, with the final models' weights
+    design: dict
+    default_model: str
+    title: str  # the report's title
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
     parser.add_argument("--table", required=True, metavar="CSV", help="patient table (e.g. from fusion-merge)")
     parser.add_argument("--label", required=True, metavar="COLUMN", help="binary outcome column (0/1)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
                         help="models to validate (default: every modality present, fused and stacked)")
-    parser.add_argument("--classifier", choices=CLASSIFIERS, default="logreg")
-    parser.add_argument("--penalty", choices=PENALTIES, default="l2", help="logistic regression penalty")
-    parser.add_argument("--class-weight", choices=("balanced", "none"), default="balanced")
-    parser.add_argument("--selection", choices=SELECTIONS, default="anova")
-    parser.add_argument("--k-features", nargs="+", type=int, default=[10], metavar="K",
+    parser.add_argument("--classifier", choices=CLASSIFIERS, default=d.classifier)
+    parser.add_argument("--penalty", choices=PENALTIES, default=d.penalty, help="logistic regression penalty")
+    parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=d.class_weight)
+    parser.add_argument("--selection", choices=SELECTIONS, default=d.selection)
+    parser.add_argument("--k-features", nargs="+", type=int, default=list(d.k_features), metavar="K",
                         help="features kept by the selection step; several values are tuned in the inner CV")
-    parser.add_argument("--corr-threshold", type=float, default=0.9,
+    parser.add_argument("--corr-threshold", type=float, default=d.corr_threshold,
                         help="drop features with |r| above this with a more relevant one (1 = off)")
     parser.add_argument("--combat-column", metavar="COLUMN", help="harmonise features by this centre column (ComBat)")
-    parser.add_argument("--outer-folds", type=int, default=5)
-    parser.add_argument("--outer-repeats", type=int, default=10)
-    parser.add_argument("--inner-folds", type=int, default=5)
-    parser.add_argument("--tuning", choices=TUNING, default="full", help="inner-CV grid size (fast: tiny grids)")
-    parser.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default="youden")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel inner-CV fits")
+    parser.add_argument("--outer-folds", type=int, default=d.outer_folds)
+    parser.add_argument("--outer-repeats", type=int, default=d.outer_repeats)
+    parser.add_argument("--inner-folds", type=int, default=d.inner_folds)
+    parser.add_argument("--tuning", choices=TUNING, default=d.tuning, help="inner-CV grid size (fast: tiny grids)")
+    parser.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=d.threshold_rule)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--n-jobs", type=int, default=d.n_jobs, help="parallel inner-CV fits")
 
 
-def cv_levels(args, names: list[str]) -> list[tuple[str, int]]:
+def run(args: argparse.Namespace) -> int:
+    result = train_models(args.table, args.label, TrainSettings.from_args(args), args.out)
+    print(json.dumps({n: round(s["auc"], 4) for n, s in result.summary.items()}))
+    return 0
+
+
+def train_models(table: pd.DataFrame | str | os.PathLike, label: str, settings: TrainSettings = DEFAULTS,
+                 out_dir: str | os.PathLike | None = None, *, source: str | os.PathLike = "table") -> TrainResult:
+    """Nested CV of the candidate models, then each refit on all patients; written to ``out_dir``
+    (replaced atomically) unless it is None. ``table``: a patient table or its CSV; ``source``
+    names an in-memory table in errors and in the report."""
+    table, y, source = read_training_data(table, label, source)
+    names, modalities, used = plan_models(table, y, settings, source)
+    config = settings.model_config()
+    log.info("%d patients, prevalence %.3f, models %s; %d x %d-fold outer CV, %d-fold inner CV",
+             len(y), y.mean(), ", ".join(names), settings.outer_repeats, settings.outer_folds, settings.inner_folds)
+    cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings)
+    summary = validation.summarise(cv.oof)
+    design = describe_design(y, label, settings, config, modalities)
+    models, final_weights = fit_final_models(table, y, names, used, label, settings, config, summary)
+    result = TrainResult(models=models, cv=cv, summary=summary, comparisons=validation.compare(cv.oof),
+                         selected=feature_table(cv, final_weights, settings), design=design,
+                         default_model=next((n for n in FUSION_MODELS if n in names), names[0]),
+                         title=f"gcmlm nested cross-validation: {Path(source).name} ({label})")
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+    for name, s in summary.items():
+        log.info("%-8s AUC %.3f [%.3f, %.3f]", name, s["auc"], *s["auc_ci95"])
+    if out_dir is not None:
+        log.info("wrote %s", out_dir)
+    return result
+
+
+# --- read and check ------------------------------------------------------------------------------------
+
+def read_training_data(table: pd.DataFrame | str | os.PathLike, label: str,
+                       source: str | os.PathLike = "table") -> tuple[pd.DataFrame, np.ndarray, str | os.PathLike]:
+    """The patient table, its outcome as 0/1 and the name errors give it (the path when read)."""
+    if isinstance(table, pd.DataFrame):
+        check_patient_table(table, source)
+        _check_numeric_features(table, source)
+    else:
+        source, table = table, read_table(table)
+    return table, read_labels(table, label, source), source
+
+
+def _check_numeric_features(table: pd.DataFrame, source: str | os.PathLike) -> None:
+    """What ``read_table`` checks in a CSV, for a table given in memory."""
+    bad = [c for c in feature_columns(table) if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        raise GcmlmError(f"non-numeric feature column(s) {', '.join(bad[:5])}; run fusion-merge first", source)
+
+
+def plan_models(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings,
+                source: str | os.PathLike) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """The models to validate, the feature columns per modality, and the columns the models read
+    (with the centre column for ComBat); a design the data cannot support is refused here."""
+    modalities = modality_columns(table)
+    if not modalities:
+        raise GcmlmError("no feature columns (prefixes rad_, path_, clin_)", source)
+    names = model_names(settings.models, modalities)
+    check_design(table, y, settings, names, source)
+    used = {m: c for m, c in modalities.items() if any(n in (m, *FUSION_MODELS) for n in names)}
+    if settings.combat_column:
+        used = {m: c + [settings.combat_column] for m, c in used.items()}
+    return names, modalities, used
+
+
+def model_names(requested: tuple[str, ...] | None, modalities: dict) -> list[str]:
+    if requested:
+        absent = [m for m in requested if m in MODALITIES and m not in modalities]
+        if absent:
+            raise GcmlmError(f"no {', '.join(absent)} feature columns for model(s) {', '.join(absent)}")
+        if any(m in FUSION_MODELS for m in requested) and len(modalities) < 2:
+            raise GcmlmError("fused and stacked models need at least two modalities")
+        return list(dict.fromkeys(requested))
+    names = list(modalities)
+    return names + (list(FUSION_MODELS) if len(modalities) > 1 else [])
+
+
+def cv_levels(settings: TrainSettings, names: list[str]) -> list[tuple[str, int]]:
     """The nested stratified splits the deepest model fit sits in, outermost first: the outer CV;
     the inner CV (tuning, training-fold thresholds); for ``stacked`` the stacker's own folds, inside
     which each base model is tuned again; for the SVM its 3-fold Platt scaling."""
-    levels = [("--outer-folds", args.outer_folds), ("--inner-folds", args.inner_folds)]
+    levels = [("--outer-folds", settings.outer_folds), ("--inner-folds", settings.inner_folds)]
     if "stacked" in names:
-        levels.append(("the stacked model's inner folds (--inner-folds)", args.inner_folds))
-    if args.classifier == "svm":
+        levels.append(("the stacked model's inner folds (--inner-folds)", settings.inner_folds))
+    if settings.classifier == "svm":
         levels.append(("the SVM's 3-fold Platt scaling", 3))
     return levels
 
 
-def _check_design(table: pd.DataFrame, y: np.ndarray, args, names: list[str], source) -> None:
+def check_design(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings, names: list[str],
+                 source: str | os.PathLike) -> None:
     """Refuse a design whose innermost fits would see one outcome class only (sklearn would fail
     deep inside the CV with a message that names neither the table nor the flags)."""
     smallest = int(min(np.bincount(y, minlength=2)))
     reach = smallest
-    for what, folds in cv_levels(args, names):
+    for what, folds in cv_levels(settings, names):
         if reach < folds:
             hint = "fewer folds, more patients" + (", or --models without stacked" if "stacked" in names else "")
             raise GcmlmError(f"the smaller outcome class has {smallest} patients; about {reach} of them are left "
                              f"for {what} = {folds}: use {hint}", source)
         reach -= -(-reach // folds)  # a training part loses its largest held-out fold
-    if args.combat_column and args.combat_column not in table.columns:
-        raise GcmlmError(f"no centre column '{args.combat_column}'", source)
+    if settings.combat_column and settings.combat_column not in table.columns:
+        raise GcmlmError(f"no centre column '{settings.combat_column}'", source)
 
 
-def _model_names(requested, modalities: dict) -> list[str]:
-    if requested:
-        absent = [m for m in requested if m in MODEL_NAMES[:3] and m not in modalities]
-        if absent:
-            raise GcmlmError(f"no {', '.join(absent)} feature columns for model(s) {', '.join(absent)}")
-        if any(m in ("fused", "stacked") for m in requested) and len(modalities) < 2:
-            raise GcmlmError("fused and stacked models need at least two modalities")
-        return list(dict.fromkeys(requested))
-    names = list(modalities)
-    return names + (["fused", "stacked"] if len(modalities) > 1 else [])
+# --- validate and fit ----------------------------------------------------------------------------------
+
+def cross_validate(table: pd.DataFrame, y: np.ndarray, factories: dict, settings: TrainSettings) -> validation.CVResult:
+    return validation.nested_cv(table, y, factories, outer_folds=settings.outer_folds,
+                                outer_repeats=settings.outer_repeats, inner_cv=settings.model_config().inner_cv(),
+                                seed=settings.seed, threshold_rule=settings.threshold_rule)
+
+
+def describe_design(y: np.ndarray, label: str, settings: TrainSettings, config: ModelConfig,
+                    modalities: dict[str, list[str]]) -> dict:
+    return {
+        "patients": int(len(y)), "events": int(y.sum()), "prevalence": float(y.mean()), "label": label,
+        "outer_folds": settings.outer_folds, "outer_repeats": settings.outer_repeats,
+        "inner_folds": settings.inner_folds, "seed": settings.seed, "threshold_rule": settings.threshold_rule,
+        "config": config.describe(), "features_per_modality": {m: len(c) for m, c in modalities.items()},
+        "ci_method": "DeLong variance per repeat (pooled out-of-fold scores), averaged over repeats; "
+                     "Wald interval on the logit scale around the mean AUC",
+        "threshold_provenance": "chosen per outer fold by the rule on inner-CV out-of-fold scores of the "
+                                "training fold; sensitivity etc. average the per-repeat pooled values",
+    }
+
+
+def fit_final_models(table: pd.DataFrame, y: np.ndarray, names: list[str], used: dict[str, list[str]], label: str,
+                     settings: TrainSettings, config: ModelConfig,
+                     summary: dict[str, dict]) -> tuple[dict[str, RiskModel], list[dict]]:
+    """Each model refit on all patients, its threshold chosen on inner-CV out-of-fold scores, with
+    its model card; and the weights of the features that reach each final classifier."""
+    models, weights = {}, []
+    environment = versions()
+    for name in names:
+        final = make_model(name, used, config).fit(table, y)
+        threshold, scores = validation.training_threshold(final, table, y, config.inner_cv(), settings.threshold_rule)
+        features = list(dict.fromkeys(c for cols in ([used[name]] if name in used else used.values()) for c in cols))
+        card = {"name": name, "label": label, "features": features, "n_features": len(features),
+                "training_patients": int(len(y)), "prevalence": float(y.mean()),
+                "threshold": threshold, "threshold_rule": settings.threshold_rule,
+                "threshold_provenance": "inner-CV out-of-fold scores on all training patients",
+                "tertiles": [float(q) for q in np.quantile(scores, [1 / 3, 2 / 3])],
+                "hyperparameters": chosen_params(final), "config": config.describe(),
+                "cv_auc": summary[name]["auc"], "cv_auc_ci95": summary[name]["auc_ci95"],
+                "validation": settings.validation_text(), "versions": environment}
+        models[name] = RiskModel(name=name, estimator=final, features=features, label=label, threshold=threshold,
+                                 threshold_rule=settings.threshold_rule, tertiles=card["tertiles"], card=card)
+        weights += [{"model": name, **w} for w in feature_weights(final)]
+    return models, weights
+
+
+def feature_table(cv: validation.CVResult, final_weights: list[dict], settings: TrainSettings) -> pd.DataFrame:
+    """Selection frequency over the outer folds, joined with the final models' weights."""
+    selected = validation.selection_table(cv.weights, settings.outer_folds * settings.outer_repeats)
+    if final_weights:
+        fw = pd.DataFrame(final_weights).rename(columns={"weight": "final_weight"})
+        selected = selected.merge(fw, on=["model", "base", "feature"], how="outer")
+        selected["selection_frequency"] = selected["selection_frequency"].fillna(0.0)
+        selected["in_final_model"] = selected["final_weight"].notna()
+    return selected
 
 
 def versions() -> dict:
@@ -114,96 +320,41 @@ def versions() -> dict:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    table = read_table(args.table)
-    y = read_labels(table, args.label, args.table)
-    modalities = modality_columns(table)
-    if not modalities:
-        raise GcmlmError("no feature columns (prefixes rad_, path_, clin_)", args.table)
-    names = _model_names(args.models, modalities)
-    _check_design(table, y, args, names, args.table)
-    used = {m: c for m, c in modalities.items() if any(n in (m, "fused", "stacked") for n in names)}
-    if args.combat_column:
-        used = {m: c + [args.combat_column] for m, c in used.items()}
-    config = ModelConfig(classifier=args.classifier, penalty=args.penalty, selection=args.selection,
-                         k_features=args.k_features, corr_threshold=args.corr_threshold,
-                         combat_column=args.combat_column, inner_folds=args.inner_folds, tuning=args.tuning,
-                         class_weight=None if args.class_weight == "none" else "balanced",
-                         seed=args.seed, n_jobs=args.n_jobs)
-    factories = {n: make_model(n, used, config) for n in names}
-    log.info("%d patients, prevalence %.3f, models %s; %d x %d-fold outer CV, %d-fold inner CV",
-             len(y), y.mean(), ", ".join(names), args.outer_repeats, args.outer_folds, args.inner_folds)
+# --- write ---------------------------------------------------------------------------------------------
 
-    cv = validation.nested_cv(table, y, factories, outer_folds=args.outer_folds, outer_repeats=args.outer_repeats,
-                              inner_cv=config.inner_cv(), seed=args.seed, threshold_rule=args.threshold_rule)
-    summary = validation.summarise(cv.oof)
-    comparisons = validation.compare(cv.oof)
-    n_splits = args.outer_folds * args.outer_repeats
-    selected = validation.selection_table(cv.weights, n_splits)
-
-    design = {
-        "patients": int(len(y)), "events": int(y.sum()), "prevalence": float(y.mean()), "label": args.label,
-        "outer_folds": args.outer_folds, "outer_repeats": args.outer_repeats, "inner_folds": args.inner_folds,
-        "seed": args.seed, "threshold_rule": args.threshold_rule, "config": config.describe(),
-        "features_per_modality": {m: len(c) for m, c in modalities.items()},
-        "ci_method": "DeLong variance per repeat (pooled out-of-fold scores), averaged over repeats; "
-                     "Wald interval on the logit scale around the mean AUC",
-        "threshold_provenance": "chosen per outer fold by the rule on inner-CV out-of-fold scores of the "
-                                "training fold; sensitivity etc. average the per-repeat pooled values",
-    }
-
-    with atomic_dir(args.out) as out:
+def write_outputs(result: TrainResult, out_dir: str | os.PathLike) -> None:
+    """The output folder, replaced atomically: models, card, tables, metrics, plots and report."""
+    with atomic_dir(out_dir) as out:
         (out / "models").mkdir()
-        card_models, final_weights = {}, []
-        for name in names:
-            final = make_model(name, used, config).fit(table, y)
-            threshold, scores = validation.training_threshold(final, table, y, config.inner_cv(), args.threshold_rule)
-            features = list(dict.fromkeys(c for cols in ([used[name]] if name in used else used.values()) for c in cols))
-            card = {"name": name, "label": args.label, "features": features, "n_features": len(features),
-                    "training_patients": int(len(y)), "prevalence": float(y.mean()),
-                    "threshold": threshold, "threshold_rule": args.threshold_rule,
-                    "threshold_provenance": "inner-CV out-of-fold scores on all training patients",
-                    "tertiles": [float(q) for q in np.quantile(scores, [1 / 3, 2 / 3])],
-                    "hyperparameters": chosen_params(final), "config": config.describe(),
-                    "cv_auc": summary[name]["auc"], "cv_auc_ci95": summary[name]["auc_ci95"],
-                    "validation": f"nested CV, {args.outer_repeats} x {args.outer_folds}-fold outer, "
-                                  f"{args.inner_folds}-fold inner", "versions": versions()}
-            model = RiskModel(name=name, estimator=final, features=features, label=args.label, threshold=threshold,
-                              threshold_rule=args.threshold_rule, tertiles=card["tertiles"], card=card)
+        for name, model in result.models.items():
             save_model(model, out / "models" / f"{name}{MODEL_SUFFIX}")
-            card_models[name] = {k: v for k, v in card.items() if k != "versions"}
-            final_weights += [{"model": name, **w} for w in feature_weights(final)]
-        default = next((n for n in ("fused", "stacked") if n in names), names[0])
-        write_json(out / CARD, {"default_model": default, "models": card_models, "design": design,
+        cards = {n: {k: v for k, v in m.card.items() if k != "versions"} for n, m in result.models.items()}
+        write_json(out / CARD, {"default_model": result.default_model, "models": cards, "design": result.design,
                                 "versions": versions()})
-        if final_weights:
-            fw = pd.DataFrame(final_weights).rename(columns={"weight": "final_weight"})
-            selected = selected.merge(fw, on=["model", "base", "feature"], how="outer")
-            selected["selection_frequency"] = selected["selection_frequency"].fillna(0.0)
-            selected["in_final_model"] = selected["final_weight"].notna()
-        selected.to_csv(out / "selected_features.csv", index=False, float_format="%.6g")
-        cv.oof.to_csv(out / "oof_predictions.csv", index=False, float_format="%.6g")
-        write_json(out / "metrics.json", {"models": summary, "comparisons": comparisons, "design": design,
-                                          "hyperparameters_per_fold": cv.params})
-        repeats = {n: [(r["label"].to_numpy(), r["score"].to_numpy()) for _, r in part.groupby("repeat")]
-                   for n, part in cv.oof.groupby("model", sort=False)}
-        labels = {n: f"AUC {s['auc']:.2f} [{s['auc_ci95'][0]:.2f}, {s['auc_ci95'][1]:.2f}]" for n, s in summary.items()}
-        roc_png = plots.roc(repeats, labels, out, stem="cv_roc", title="Nested CV ROC (mean over repeats)")[0]
-        first = cv.oof[cv.oof["repeat"] == 0]
-        cal_png = plots.calibration({n: (p["label"].to_numpy(), p["score"].to_numpy())
-                                     for n, p in first.groupby("model", sort=False)},
-                                    out, stem="cv_calibration", title="Nested CV calibration (repeat 1)")[0]
-        write_text(out / "report.html", render(args, design, summary, comparisons, card_models, [roc_png, cal_png]))
-    for name in names:
-        s = summary[name]
-        log.info("%-8s AUC %.3f [%.3f, %.3f]", name, s["auc"], *s["auc_ci95"])
-    log.info("wrote %s", args.out)
-    print(json.dumps({n: round(summary[n]["auc"], 4) for n in names}))
-    return 0
+        result.selected.to_csv(out / "selected_features.csv", index=False, float_format="%.6g")
+        result.cv.oof.to_csv(out / "oof_predictions.csv", index=False, float_format="%.6g")
+        write_json(out / "metrics.json", {"models": result.summary, "comparisons": result.comparisons,
+                                          "design": result.design, "hyperparameters_per_fold": result.cv.params})
+        write_text(out / "report.html", render(result, cards, cv_plots(result, out)))
 
 
-def render(args, design, summary, comparisons, cards, images) -> str:
+def cv_plots(result: TrainResult, out: Path) -> list[Path]:
+    """ROC averaged over repeats and calibration of the first repeat; the PNGs the report embeds."""
+    oof = result.cv.oof
+    repeats = {n: [(r["label"].to_numpy(), r["score"].to_numpy()) for _, r in part.groupby("repeat")]
+               for n, part in oof.groupby("model", sort=False)}
+    labels = {n: plots.auc_label(s["auc"], s["auc_ci95"]) for n, s in result.summary.items()}
+    roc_png = plots.roc(repeats, labels, out, stem="cv_roc", title="Nested CV ROC (mean over repeats)")[0]
+    first = oof[oof["repeat"] == 0]
+    cal_png = plots.calibration({n: (p["label"].to_numpy(), p["score"].to_numpy())
+                                 for n, p in first.groupby("model", sort=False)},
+                                out, stem="cv_calibration", title="Nested CV calibration (repeat 1)")[0]
+    return [roc_png, cal_png]
+
+
+def render(result: TrainResult, cards: dict[str, dict], images: list[Path]) -> str:
     """The internal-validation report: design, nested-CV metrics, comparisons, CV curves."""
+    design, summary, comparisons = result.design, result.summary, result.comparisons
     rows = [{"model": n, "features": cards[n]["n_features"], **s} for n, s in summary.items()]
     cols = ["model", "features", "auc", "auc_ci95", "auc_fold_mean", "auc_fold_sd", "sensitivity", "specificity",
             "ppv", "npv", "brier", "calibration_intercept", "calibration_slope", "threshold_median"]
@@ -231,4 +382,4 @@ def render(args, design, summary, comparisons, cards, images) -> str:
          if comparisons else "<p>No fusion model trained.</p>"),
         ("Reporting notes (TRIPOD+AI)", report.bullet_list(notes)),
     ]
-    return report.page(f"gcmlm nested cross-validation: {Path(args.table).name} ({args.label})", sections, images)
+    return report.page(result.title, sections, images)

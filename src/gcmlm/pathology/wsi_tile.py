@@ -5,6 +5,9 @@ Per slide, in ``--out``: ``patches/<id>.h5`` (CLAM's coords file, plus our attrs
 (the patches' pixels on black, like CLAM's stitch) and ``<id>.json`` (counts, tissue area,
 parameters, timings). Everything is computed first and then written atomically, so a bad slide
 leaves nothing behind. See tools/wsi-tile/README.md for the differences from CLAM.
+
+From Python: ``tile_slide(slide, GridSpec(...), resolve_settings(preset, **params))`` tiles one open
+slide in memory and ``write_outputs`` writes it; ``tile_slides`` is the whole command.
 """
 
 from __future__ import annotations
@@ -12,20 +15,32 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Unpack
 
 import cv2
 import numpy as np
 
 from gcmlm import __version__
-from gcmlm.common.atomic import atomic_file, write_json
+from gcmlm.common.atomic import atomic_file, check_outputs, write_json
 from gcmlm.common.errors import GcmlmError
+from gcmlm.common.manifest import slide_id as slide_id_of
 from gcmlm.pathology.core.clam_h5 import write_coords
 from gcmlm.pathology.core.grid import grid_coords, tissue_fraction
-from gcmlm.pathology.core.presets import CLAM_DEFAULTS, CONTOUR_FNS, load_preset
-from gcmlm.pathology.core.slide import Slide, read_mpp_csv
+from gcmlm.pathology.core.presets import (
+    CLAM_DEFAULTS,
+    CONTOUR_FNS,
+    ClamParams,
+    load_preset,
+    parse_bool,
+    parse_ids,
+)
+from gcmlm.pathology.core.slide import Slide, claim_slide_id, read_mpp_csv
+from gcmlm.pathology.core.slide_identity import identity_attrs
 from gcmlm.pathology.core.tissue import SegParams, Tissue, segment_tissue
 
 log = logging.getLogger("gcmlm")
@@ -35,18 +50,36 @@ AUTO_DOWNSAMPLE = 64  # CLAM's seg/vis level: the best level for downsample 64
 LEVEL_SNAP = 0.02  # a target downsample within 2 % of a pyramid level reads that level unresized
 QA_MAX_SIDE = 2048
 QA_MIN_SIDE = 768  # an automatic QA level is never smaller than this on its long side, where a finer level exists
+# Defaults of GridSpec, which the command line shows and uses too (CLAM's parameters: CLAM_DEFAULTS).
+PATCH_SIZE = 256  # CLAM's
+MIN_TISSUE = 0.0  # keep every patch the contour test keeps, as CLAM does
+
+PathLike = str | os.PathLike
 
 
 def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    """argparse type of the boolean flags: the preset reader's parse_bool."""
+    try:
+        return parse_bool(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ids(text: str) -> list[int]:
-    return [] if text.lower() == "none" else [int(v) for v in text.split(",") if v]
+    """argparse type of --keep-ids/--exclude-ids: the preset reader's parse_ids."""
+    try:
+        return parse_ids(text)
+    except ValueError:
+        # argparse's own wording for a type that raises ValueError, as before this wrapper existed
+        raise argparse.ArgumentTypeError(f"invalid _ids value: {text!r}") from None
+
+
+def _default(key: str) -> str:
+    """A CLAM default as the help text shows it (100.0 -> 100, True -> true)."""
+    value = CLAM_DEFAULTS[key]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,37 +89,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--mpp", type=float, metavar="X", help="level-0 microns per pixel (overrides the file's)")
     io.add_argument("--mpp-csv", metavar="CSV", help="per-slide mpp: columns slide_id (or slide) and mpp")
 
-    grid = parser.add_argument_group("patch grid (default: CLAM's, 256 px at pyramid level 0)")
-    grid.add_argument("--patch-size", type=int, default=256, metavar="PX", help="patch size in output pixels")
+    grid = parser.add_argument_group(f"patch grid (default: CLAM's, {PATCH_SIZE} px at pyramid level 0)")
+    grid.add_argument("--patch-size", type=int, default=PATCH_SIZE, metavar="PX", help="patch size in output pixels")
     grid.add_argument("--step-size", type=int, metavar="PX", help="grid step in output pixels (default: patch size)")
     scale = grid.add_mutually_exclusive_group()
     scale.add_argument("--mag", type=float, metavar="X", help="target magnification, e.g. 20 (read the best level and resize)")
     scale.add_argument("--target-mpp", type=float, metavar="X", help="target microns per pixel, e.g. 0.5")
     scale.add_argument("--patch-level", type=int, metavar="N", help="patch at pyramid level N, as CLAM does")
-    grid.add_argument("--min-tissue", type=float, default=0.0, metavar="FRACTION",
+    grid.add_argument("--min-tissue", type=float, default=MIN_TISSUE, metavar="FRACTION",
                       help="drop patches whose tissue-mask coverage is below this (0 = CLAM's behaviour)")
 
     clam = parser.add_argument_group("CLAM parameters (preset values, overridden by flags)")
     clam.add_argument("--preset", metavar="NAME|CSV", help="bwh_biopsy, bwh_resection, tcga, or a CLAM preset CSV")
     clam.add_argument("--seg-level", type=int, help="pyramid level to segment (-1: best for downsample 64)")
-    clam.add_argument("--sthresh", type=int, help="saturation threshold (default 8)")
-    clam.add_argument("--mthresh", type=int, help="median blur kernel, odd (default 7)")
-    clam.add_argument("--close", type=int, help="closing kernel size, 0 = none (default 4)")
+    clam.add_argument("--sthresh", type=int, help=f"saturation threshold (default {_default('sthresh')})")
+    clam.add_argument("--mthresh", type=int, help=f"median blur kernel, odd (default {_default('mthresh')})")
+    clam.add_argument("--close", type=int, help=f"closing kernel size, 0 = none (default {_default('close')})")
     clam.add_argument("--use-otsu", type=_bool, metavar="BOOL", help="Otsu threshold instead of --sthresh")
-    clam.add_argument("--a-t", type=float, help="min tissue area, in 512x512 level-0 patches (default 100)")
-    clam.add_argument("--a-h", type=float, help="min hole area, same unit (default 16)")
-    clam.add_argument("--max-n-holes", type=int, help="holes kept per contour (default 8)")
-    clam.add_argument("--contour-fn", choices=CONTOUR_FNS, help="patch-in-tissue test (default four_pt)")
-    clam.add_argument("--use-padding", type=_bool, metavar="BOOL", help="allow patches past the slide edge (default true)")
+    clam.add_argument("--a-t", type=float,
+                      help=f"min tissue area, in 512x512 level-0 patches (default {_default('a_t')})")
+    clam.add_argument("--a-h", type=float, help=f"min hole area, same unit (default {_default('a_h')})")
+    clam.add_argument("--max-n-holes", type=int, help=f"holes kept per contour (default {_default('max_n_holes')})")
+    clam.add_argument("--contour-fn", choices=CONTOUR_FNS,
+                      help=f"patch-in-tissue test (default {_default('contour_fn')})")
+    clam.add_argument("--use-padding", type=_bool, metavar="BOOL",
+                      help=f"allow patches past the slide edge (default {_default('use_padding')})")
     clam.add_argument("--keep-ids", type=_ids, metavar="I,J", help="keep only these contour indices")
     clam.add_argument("--exclude-ids", type=_ids, metavar="I,J", help="drop these contour indices")
     clam.add_argument("--vis-level", type=int, help="level of the QA images (-1: best for downsample 64)")
-    clam.add_argument("--line-thickness", type=int, help="contour line width at level 0 (default 250)")
+    clam.add_argument("--line-thickness", type=int,
+                      help=f"contour line width at level 0 (default {_default('line_thickness')})")
+
+
+def run(args: argparse.Namespace) -> int:
+    preset_file = args.preset if args.preset and Path(args.preset).is_file() else None
+    check_tile_outputs(args.slide, args.out, inputs=[args.mpp_csv, preset_file])
+    flags = {key: getattr(args, key) for key in CLAM_DEFAULTS}  # None: flag not given
+    settings = resolve_settings(args.preset, **flags)
+    mpp_table = read_mpp_csv(args.mpp_csv) if args.mpp_csv else None
+    grid = GridSpec(patch_size=args.patch_size, step_size=args.step_size, mag=args.mag,
+                    target_mpp=args.target_mpp, patch_level=args.patch_level, min_tissue=args.min_tissue)
+    tile_slides(args.slide, args.out, grid, settings, mpp=args.mpp, mpp_table=mpp_table)
+    return 0
 
 
 @dataclass
 class Settings:
-    """CLAM parameters after defaults < preset < flags."""
+    """CLAM parameters after defaults < preset < flags (``resolve_settings``)."""
 
     seg_level: int
     seg: SegParams
@@ -97,23 +146,68 @@ class Settings:
     preset: str | None
 
 
-def resolve_settings(args: argparse.Namespace) -> Settings:
+def resolve_settings(preset: str | None = None, **params: Unpack[ClamParams]) -> Settings:
+    """CLAM's parameters: ``CLAM_DEFAULTS``, then ``preset`` (bwh_biopsy, bwh_resection, tcga or a CLAM
+    preset CSV), then ``params`` (see ``ClamParams``; a None value counts as not given), e.g.
+    ``resolve_settings("bwh_biopsy", a_t=1.0, contour_fn="four_pt_hard")``.
+    """
+    unknown = set(params) - set(CLAM_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown CLAM parameter(s): {', '.join(sorted(unknown))}")
     values = dict(CLAM_DEFAULTS)
-    if args.preset:
-        values.update(load_preset(args.preset))
-    for key in CLAM_DEFAULTS:
-        flag = getattr(args, key, None)
-        if flag is not None:
-            values[key] = flag
+    if preset:
+        values.update(load_preset(preset))
+    values.update({key: value for key, value in params.items() if value is not None})
     if values["mthresh"] < 1 or values["mthresh"] % 2 == 0:
-        raise GcmlmError(f"mthresh must be an odd number >= 1 (median blur kernel), got {values['mthresh']}")
+        raise GcmlmError(f"must be an odd number >= 1 (median blur kernel), got {values['mthresh']}", "--mthresh")
+    check_clam_ranges(values)
     seg = SegParams(sthresh=values["sthresh"], mthresh=values["mthresh"], close=values["close"],
                     use_otsu=values["use_otsu"], a_t=values["a_t"], a_h=values["a_h"],
                     max_n_holes=values["max_n_holes"], keep_ids=list(values["keep_ids"]),
                     exclude_ids=list(values["exclude_ids"]))
     return Settings(seg_level=values["seg_level"], seg=seg, vis_level=values["vis_level"],
                     line_thickness=values["line_thickness"], use_padding=values["use_padding"],
-                    contour_fn=values["contour_fn"], preset=args.preset)
+                    contour_fn=values["contour_fn"], preset=preset)
+
+
+# CLAM parameter -> (lowest, highest) accepted value; NaN is never accepted.
+CLAM_RANGES = {"sthresh": (0, 255), "close": (0, math.inf), "a_t": (0, math.inf), "a_h": (0, math.inf),
+               "max_n_holes": (0, math.inf), "line_thickness": (1, math.inf), "seg_level": (-1, math.inf),
+               "vis_level": (-1, math.inf)}
+
+
+def check_clam_ranges(values: dict) -> None:
+    """Refuse CLAM parameter values that would silently segment nothing (NaN, negative areas, ...)."""
+    for key, (low, high) in CLAM_RANGES.items():
+        value = values[key]
+        if not low <= value <= high:  # False for NaN too
+            bound = f"between {low:g} and {high:g}" if high < math.inf else f">= {low:g}"
+            raise GcmlmError(f"must be {bound}, got {value}", f"--{key.replace('_', '-')}")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """The patch grid asked for (``--patch-size`` ... ``--min-tissue``).
+
+    ``patch_size`` output pixels per patch, one every ``step_size`` output pixels (None: the patch
+    size), at one of: ``mag`` (target magnification, e.g. 20), ``target_mpp`` (microns per pixel,
+    e.g. 0.5) or ``patch_level`` (a pyramid level, as CLAM does; level 0 when none of the three is
+    given). Patches whose tissue-mask coverage is below ``min_tissue`` are dropped (0: CLAM's
+    behaviour, keep them all).
+    """
+
+    patch_size: int = PATCH_SIZE
+    step_size: int | None = None
+    mag: float | None = None
+    target_mpp: float | None = None
+    patch_level: int | None = None
+    min_tissue: float = MIN_TISSUE
+
+    def __post_init__(self) -> None:
+        if sum(value is not None for value in (self.mag, self.target_mpp, self.patch_level)) > 1:
+            raise GcmlmError("give at most one of mag, target_mpp and patch_level")
+        if not 0 <= self.min_tissue <= 1:  # NaN too
+            raise GcmlmError(f"must be within [0, 1], got {self.min_tissue}", "--min-tissue")
 
 
 @dataclass
@@ -134,15 +228,17 @@ class Grid:
         return self.patch_size != self.target_patch_size
 
 
-def plan_grid(slide: Slide, args: argparse.Namespace) -> Grid:
+def plan_grid(slide: Slide, spec: GridSpec) -> Grid:
+    """Where ``spec``'s patches lie on ``slide`` (level-0 sizes and steps, the level they are read at)."""
     mpp = slide.require_mpp()
     level0_mag = slide.magnification
-    size = args.patch_size
-    step = args.step_size or size
-    if size < 1 or step < 1:
-        raise GcmlmError(f"--patch-size and --step-size must be >= 1 (got {size}, {step})")
-    if args.mag is None and args.target_mpp is None:
-        level = args.patch_level or 0
+    size = spec.patch_size
+    step = spec.step_size or size
+    for option, value in (("--patch-size", size), ("--step-size", step)):
+        if value < 1:
+            raise GcmlmError(f"must be >= 1, got {value}", option)
+    if spec.mag is None and spec.target_mpp is None:
+        level = spec.patch_level or 0
         if not 0 <= level < slide.level_count:
             raise GcmlmError(f"--patch-level {level} does not exist (levels 0..{slide.level_count - 1})", slide.path)
         # CLAM truncates the level's per-axis downsample to int for the patch and step sizes.
@@ -150,17 +246,17 @@ def plan_grid(slide: Slide, args: argparse.Namespace) -> Grid:
         return Grid("level", level, size, size, size * dx, (step * dx, step * dy),
                     target_mpp=mpp * slide.level_scales[level][0],
                     target_magnification=level0_mag / slide.level_scales[level][0])
-    if args.mag is not None:
-        if args.mag <= 0:
-            raise GcmlmError(f"--mag must be > 0, got {args.mag}")
+    if spec.mag is not None:
+        if not 0 < spec.mag < math.inf:
+            raise GcmlmError(f"must be a number > 0, got {spec.mag}", "--mag")
         # Magnification ratios come from the stated objective power when there is one.
-        downsample = level0_mag / args.mag
-        mode, target_mpp, target_mag = "magnification", mpp * downsample, args.mag
+        downsample = level0_mag / spec.mag
+        mode, target_mpp, target_mag = "magnification", mpp * downsample, spec.mag
     else:
-        if args.target_mpp <= 0:
-            raise GcmlmError(f"--target-mpp must be > 0, got {args.target_mpp}")
-        downsample = args.target_mpp / mpp
-        mode, target_mpp, target_mag = "mpp", args.target_mpp, level0_mag / downsample
+        if not 0 < spec.target_mpp < math.inf:
+            raise GcmlmError(f"must be a number > 0, got {spec.target_mpp}", "--target-mpp")
+        downsample = spec.target_mpp / mpp
+        mode, target_mpp, target_mag = "mpp", spec.target_mpp, level0_mag / downsample
     if downsample < 1 - LEVEL_SNAP:
         raise GcmlmError(f"the target ({target_mpp:.3g} um/px) is finer than the slide's {mpp:.3g} um/px; "
                          "wsi-tile does not upsample", slide.path)
@@ -276,23 +372,33 @@ def h5_attrs(slide: Slide, grid: Grid, settings: Settings, min_tissue: float) ->
         "contour_fn": settings.contour_fn,
         "min_tissue": float(min_tissue),
         "reader": slide.backend,
+        # which slide these coords belong to (patch-embed checks it): file name and content fingerprint
+        **identity_attrs(slide),
     }
 
 
 @dataclass
 class SlideResult:
-    coords: np.ndarray
-    attrs: dict
-    mask_png: bytes
-    stitch_png: bytes
-    summary: dict
+    """One slide's tiling, in memory: what ``write_outputs`` writes."""
+
+    coords: np.ndarray  # (N, 2) int64 level-0 top-left corners, in CLAM's order
+    attrs: dict  # the coords dataset's attrs (CLAM's and ours)
+    mask_png: bytes  # tissue contours on a thumbnail
+    stitch_png: bytes  # the patches' pixels on black
+    summary: dict  # <id>.json: counts, tissue area, parameters, timings
+
+    @property
+    def slide_id(self) -> str:
+        return self.summary["slide_id"]
 
 
-def tile_slide(slide: Slide, args: argparse.Namespace, settings: Settings) -> SlideResult:
-    """Everything for one slide, in memory; nothing is written here."""
+def tile_slide(slide: Slide, grid_spec: GridSpec, settings: Settings) -> SlideResult:
+    """Segment ``slide``'s tissue and lay ``grid_spec``'s patches on it with CLAM's ``settings``
+    (see ``resolve_settings``). Everything stays in memory; nothing is written here."""
     timings = {}
     t0 = time.perf_counter()
-    grid = plan_grid(slide, args)
+    grid = plan_grid(slide, grid_spec)
+    min_tissue = grid_spec.min_tissue
 
     seg_level = _auto_level(slide, settings.seg_level)
     seg_rgb, seg_scale, seg_source = read_overview(slide, seg_level)
@@ -308,9 +414,9 @@ def tile_slide(slide: Slide, args: argparse.Namespace, settings: Settings) -> Sl
                          settings.use_padding)
     n_grid = len(coords)
     mask = None
-    if args.min_tissue > 0 and len(coords):
+    if min_tissue > 0 and len(coords):
         mask = tissue.mask()
-        coords = coords[tissue_fraction(mask, seg_scale, coords, grid.patch_size_level0) >= args.min_tissue]
+        coords = coords[tissue_fraction(mask, seg_scale, coords, grid.patch_size_level0) >= min_tissue]
     # Overlapping contour boxes can put the same grid point twice; keep the first (CLAM keeps both).
     _, first = np.unique(coords, axis=0, return_index=True)
     n_duplicates = len(coords) - len(first)
@@ -329,12 +435,14 @@ def tile_slide(slide: Slide, args: argparse.Namespace, settings: Settings) -> Sl
     timings["qa_images_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
-    attrs = h5_attrs(slide, grid, settings, args.min_tissue)
+    attrs = h5_attrs(slide, grid, settings, min_tissue)
     area_mm2 = tissue.area_level0_px() * slide.mpp**2 / 1e6
     summary = {
         "slide_id": slide.slide_id,
         "n_patches": len(coords),
         "n_contours": len(tissue.contours_seg),
+        "contours_found": tissue.n_found,
+        "contours_dropped_by_a_t": tissue.n_below_a_t,
         "n_holes": sum(len(h) for h in tissue.holes_seg),
         "tissue_area_mm2": round(area_mm2, 6),
         "patches_before_min_tissue": n_grid,
@@ -344,7 +452,7 @@ def tile_slide(slide: Slide, args: argparse.Namespace, settings: Settings) -> Sl
         "segmentation": {"level": seg_level, "image": seg_source, "scale": list(seg_scale),
                          "otsu_threshold": tissue.otsu_threshold, **asdict(settings.seg)},
         "patching": {"contour_fn": settings.contour_fn, "use_padding": settings.use_padding,
-                     "min_tissue": args.min_tissue, "preset": settings.preset},
+                     "min_tissue": min_tissue, "preset": settings.preset},
         "qa": {"vis_level": vis_level, "thumbnail_size": [thumb.shape[1], thumb.shape[0]],
                "line_thickness": settings.line_thickness},
         "timings": {k: round(v, 4) for k, v in timings.items()},
@@ -353,38 +461,84 @@ def tile_slide(slide: Slide, args: argparse.Namespace, settings: Settings) -> Sl
     return SlideResult(coords, attrs, mask_png, stitch_png, summary)
 
 
-def write_outputs(out: Path, slide_id: str, result: SlideResult) -> None:
-    write_coords(out / "patches" / f"{slide_id}.h5", result.coords, result.attrs)
+def write_outputs(out: PathLike, result: SlideResult) -> Path:
+    """``result`` into the folder ``out`` (patches/, masks/, stitches/, <id>.json), each file
+    atomically; returns the coords file, ``out/patches/<id>.h5``."""
+    out, sid = Path(out), result.slide_id
+    coords_h5 = write_coords(out / "patches" / f"{sid}.h5", result.coords, result.attrs)
     for sub, data in (("masks", result.mask_png), ("stitches", result.stitch_png)):
-        with atomic_file(out / sub / f"{slide_id}.png") as tmp:
+        with atomic_file(out / sub / f"{sid}.png") as tmp:
             tmp.write_bytes(data)
-    write_json(out / f"{slide_id}.json", result.summary)
+    write_json(out / f"{sid}.json", result.summary)
+    return coords_h5
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = resolve_settings(args)
-    mpp_table = read_mpp_csv(args.mpp_csv) if args.mpp_csv else None
-    if args.min_tissue < 0 or args.min_tissue > 1:
-        raise GcmlmError(f"--min-tissue must be within [0, 1], got {args.min_tissue}")
-    out = Path(args.out)
+def output_paths(out: PathLike, sid: str) -> list[Path]:
+    """Every file ``write_outputs`` writes for slide ``sid``."""
+    out = Path(out)
+    return [out / "patches" / f"{sid}.h5", out / "masks" / f"{sid}.png", out / "stitches" / f"{sid}.png",
+            out / f"{sid}.json"]
+
+
+def check_tile_outputs(paths: Iterable[PathLike], out: PathLike, inputs: Iterable[PathLike | None] = ()) -> None:
+    """Before any work: refuse repeated slide IDs and any output path of any slide that could not be
+    written (``check_outputs``: a folder in a file's place, a name too long, an input in the way)."""
+    paths, out = list(paths), Path(out)
     if out.exists() and not out.is_dir():
         raise GcmlmError("exists and is not a folder", out)
-    # Open every slide and check its mpp first: a bad file in a batch stops it before any output.
+    seen: set[str] = set()
+    files = []
+    for path in paths:
+        sid = slide_id_of(path)
+        claim_slide_id(sid, seen, path)
+        files += output_paths(out, sid)
+    dirs = [out, *(out / sub for sub in ("patches", "masks", "stitches"))]
+    # The folders are written into, not replaced: inputs may live in them (--out . beside the slides).
+    check_outputs(dirs=dirs)  # first, so that a bad --out is named as such
+    check_outputs(files=files, inputs=[*paths, *inputs])
+
+
+def _no_patches_warning(result: SlideResult, settings: Settings) -> None:
+    """Say why a slide has no patches: no tissue at all, or tissue that the a_t filter dropped."""
+    summary = result.summary
+    found, dropped = summary["contours_found"], summary["contours_dropped_by_a_t"]
+    if dropped:
+        hint = "" if settings.preset == "bwh_biopsy" else "; for small biopsies use --preset bwh_biopsy"
+        log.warning("%s: no patches: %d tissue contours found, %d of them dropped as smaller than a_t=%g "
+                    "(lower --a-t%s); writing an empty coords file", result.slide_id, found, dropped,
+                    settings.seg.a_t, hint)
+    else:
+        log.warning("%s: no patches (%d tissue contours); writing an empty coords file", result.slide_id,
+                    summary["n_contours"])
+
+
+def open_slides(paths: Iterable[PathLike], mpp: float | None = None,
+                mpp_table: dict[str, float] | None = None) -> list[Slide]:
+    """Open every slide and check its slide ID is new and its mpp known (``mpp`` wins over
+    ``mpp_table``, by slide ID, over the file's own), so a bad file stops a batch before any output."""
     slides, seen = [], set()
-    for path in args.slide:
-        slide = Slide(path, mpp=args.mpp, mpp_table=mpp_table)
-        if slide.slide_id in seen:
-            raise GcmlmError(f"slide ID '{slide.slide_id}' appears twice in the inputs", path)
-        seen.add(slide.slide_id)
+    for path in paths:
+        slide = Slide(path, mpp=mpp, mpp_table=mpp_table)
+        claim_slide_id(slide.slide_id, seen, path)
         slide.require_mpp()
         slides.append(slide)
-    for slide in slides:
+    return slides
+
+
+def tile_slides(paths: Iterable[PathLike], out: PathLike, grid_spec: GridSpec, settings: Settings,
+                mpp: float | None = None, mpp_table: dict[str, float] | None = None) -> list[dict]:
+    """``gcmlm wsi-tile``: tile each slide (``tile_slide``) and write its outputs under ``out``
+    (``write_outputs``). ``mpp_table``: slide ID -> mpp (``read_mpp_csv``). Returns the summaries."""
+    paths, out = list(paths), Path(out)
+    check_tile_outputs(paths, out)
+    summaries = []
+    for slide in open_slides(paths, mpp, mpp_table):
         with slide:
-            result = tile_slide(slide, args, settings)
+            result = tile_slide(slide, grid_spec, settings)
         if not len(result.coords):
-            log.warning("%s: no patches (%d tissue contours); writing an empty coords file",
-                        slide.slide_id, result.summary["n_contours"])
-        write_outputs(out, slide.slide_id, result)
+            _no_patches_warning(result, settings)
+        write_outputs(out, result)
         log.info("%s: %d patches, %d contours, %.2f mm2 tissue, %.2f s", slide.slide_id, len(result.coords),
                  result.summary["n_contours"], result.summary["tissue_area_mm2"], result.summary["timings"]["total_s"])
-    return 0
+        summaries.append(result.summary)
+    return summaries

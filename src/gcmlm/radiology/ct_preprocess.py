@@ -14,19 +14,36 @@ import argparse
 import contextlib
 import json
 import logging
+import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from gcmlm.common.atomic import atomic_file
+from gcmlm.common.atomic import atomic_file, check_outputs
 from gcmlm.common.errors import GcmlmError
-from gcmlm.radiology.core.images import check_same_grid, grid, label_values, read_image, write_image_to
+from gcmlm.radiology.core.images import (
+    ImageSource,
+    check_orthonormal_direction,
+    check_same_grid,
+    grid,
+    label_values,
+    read_image,
+    write_image_to,
+)
 
 log = logging.getLogger("gcmlm")
 
 INTERPOLATORS = {"bspline": sitk.sitkBSpline, "linear": sitk.sitkLinear}
 ZSCORE_REGIONS = ("image", "mask", "body")
+# Defaults of preprocess_ct, which the command line shows and uses too.
+DEFAULT_INTERPOLATOR = "bspline"
+DEFAULT_ZSCORE_REGION = "image"
+DEFAULT_BODY_THRESHOLD = -500.0  # HU
+
+PathLike = str | os.PathLike
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series-uid", metavar="UID", help="the DICOM series to read when the folder holds several")
     parser.add_argument("--spacing", nargs=3, type=float, metavar=("X", "Y", "Z"),
                         help="output voxel spacing in mm (default: keep the input grid)")
-    parser.add_argument("--interpolator", choices=sorted(INTERPOLATORS), default="bspline",
+    parser.add_argument("--interpolator", choices=sorted(INTERPOLATORS), default=DEFAULT_INTERPOLATOR,
                         help="image interpolator for resampling (label maps always use nearest neighbour)")
     parser.add_argument("--mask", metavar="PATH", help="label map on the image grid, resampled with nearest neighbour")
     parser.add_argument("--mask-out", metavar="NIFTI", help="where to write the resampled label map (needed with --mask)")
@@ -44,15 +61,132 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clip intensities to this window (e.g. -200 300 HU)")
     parser.add_argument("--zscore", action="store_true",
                         help="normalise to zero mean and unit variance (statistics from --zscore-region)")
-    parser.add_argument("--zscore-region", choices=ZSCORE_REGIONS, default="image",
+    parser.add_argument("--zscore-region", choices=ZSCORE_REGIONS, default=DEFAULT_ZSCORE_REGION,
                         help="voxels the z-score statistics come from: the whole image, the mask's labels, "
                              "or the body (voxels above --body-threshold)")
-    parser.add_argument("--body-threshold", type=float, default=-500.0, metavar="HU",
+    parser.add_argument("--body-threshold", type=float, default=DEFAULT_BODY_THRESHOLD, metavar="HU",
                         help="intensity above which a voxel counts as body for --zscore-region body")
     parser.add_argument("--report", metavar="JSON", help="what was done: grids, interpolator, clip, normalisation")
 
 
-def output_grid(image: sitk.Image, spacing: list[float]) -> tuple[list[int], list[float], list[float]]:
+def run(args: argparse.Namespace) -> int:
+    report = preprocess_ct(args.image, args.out, series_uid=args.series_uid, spacing=args.spacing,
+                           interpolator=args.interpolator, mask=args.mask, mask_out=args.mask_out, clip=args.clip,
+                           zscore=args.zscore, zscore_region=args.zscore_region, body_threshold=args.body_threshold,
+                           report=args.report)
+    log.info("%s %s -> %s %s", report["input"]["format"], report["input"]["size"], args.out, report["output"]["size"])
+    return 0
+
+
+def preprocess_ct(image: PathLike, out: PathLike, *, series_uid: str | None = None,
+                  spacing: Sequence[float] | None = None, interpolator: str = DEFAULT_INTERPOLATOR,
+                  mask: PathLike | None = None, mask_out: PathLike | None = None,
+                  clip: Sequence[float] | None = None, zscore: bool = False,
+                  zscore_region: str = DEFAULT_ZSCORE_REGION, body_threshold: float = DEFAULT_BODY_THRESHOLD,
+                  report: PathLike | None = None) -> dict:
+    """Resample, clip and z-score one CT into the NIfTI ``out``; returns the report (also written to ``report``).
+
+    ``image``: a volume file or a DICOM series folder (``series_uid`` picks one series).
+    ``spacing``: output voxel spacing in mm (x, y, z); None keeps the input grid.
+    ``interpolator``: one of :data:`INTERPOLATORS` for the image; ``mask`` (a label map on the image
+    grid) is resampled with nearest neighbour and written to ``mask_out``.
+    ``clip``: (low, high) intensity window. ``zscore``: normalise with statistics from
+    ``zscore_region`` (``image``, ``mask`` or ``body``: voxels above ``body_threshold``).
+    All outputs appear together, or none.
+    """
+    spacing = list(spacing) if spacing else None
+    clip = list(clip) if clip else None
+    check_preprocess_options(out, spacing=spacing, interpolator=interpolator, mask=mask, mask_out=mask_out,
+                             clip=clip, zscore=zscore, zscore_region=zscore_region, body_threshold=body_threshold)
+    check_outputs(files=[out, mask_out, report], inputs=[image, mask])
+    ct, source = read_ct(image, series_uid)
+    label_map = read_mask_on_grid(ct, mask) if mask else None
+    summary: dict = {"input": {"path": Path(source.path).name, "format": source.format, "series_uid": source.series_uid,
+                               "n_files": source.n_files, **source.dicom, **grid(ct),
+                               "pixel_type": ct.GetPixelIDTypeAsString()}}
+
+    ct = sitk.Cast(ct, sitk.sitkFloat32)
+    if spacing:
+        ct, label_map = resample_to_spacing(ct, label_map, spacing, interpolator)
+    summary["resampling"] = {"spacing": spacing, "interpolator": interpolator if spacing else None,
+                             "label_interpolator": "nearest" if spacing and label_map is not None else None}
+
+    array = sitk.GetArrayFromImage(ct)
+    summary["intensity_before"] = _range(array)
+    if clip:
+        array = np.clip(array, *clip)
+    summary["clip"] = clip
+    summary["zscore"] = None
+    if zscore:
+        region = zscore_voxels(array, label_map, zscore_region, body_threshold)
+        source_name = zscore_region + (f" > {body_threshold:g}" if zscore_region == "body" else "")
+        array, summary["zscore"] = zscore_normalise(array, region, source_name)
+    summary["intensity_after"] = _range(array)
+
+    out_image = sitk.GetImageFromArray(array.astype(np.float32))
+    out_image.CopyInformation(ct)
+    summary["output"] = {"path": Path(out).name, **grid(out_image), "pixel_type": out_image.GetPixelIDTypeAsString()}
+    if label_map is not None:
+        summary["mask"] = {"path": Path(mask).name, "out": Path(mask_out).name,
+                           "labels": label_values(label_map),
+                           "voxels": {str(v): int(n) for v, n in _label_counts(label_map).items()}}
+    write_outputs(out, out_image, mask_out, label_map, report, summary)
+    return summary
+
+
+def check_preprocess_options(out: PathLike, *, spacing: Sequence[float] | None = None,
+                             interpolator: str = DEFAULT_INTERPOLATOR, mask: PathLike | None = None,
+                             mask_out: PathLike | None = None, clip: Sequence[float] | None = None,
+                             zscore: bool = False, zscore_region: str = DEFAULT_ZSCORE_REGION,
+                             body_threshold: float = DEFAULT_BODY_THRESHOLD) -> None:
+    """Refuse option combinations that cannot work, before any image is read."""
+    if bool(mask) != bool(mask_out):
+        raise GcmlmError("--mask and --mask-out go together")
+    if spacing and (len(spacing) != 3 or not all(0 < s < math.inf for s in spacing)):  # NaN fails too
+        raise GcmlmError(f"--spacing must be positive, got {spacing}")
+    if clip and (len(clip) != 2 or not all(math.isfinite(c) for c in clip)):
+        raise GcmlmError(f"--clip must be two finite numbers, got {clip}")
+    if not math.isfinite(body_threshold):
+        raise GcmlmError(f"--body-threshold must be a finite number, got {body_threshold}")
+    if interpolator not in INTERPOLATORS:  # argparse's choices check this on the command line
+        raise GcmlmError(f"--interpolator must be one of {', '.join(sorted(INTERPOLATORS))}, got '{interpolator}'")
+    if clip and clip[0] >= clip[1]:
+        raise GcmlmError(f"--clip LOW must be below HIGH, got {clip}")
+    if zscore_region not in ZSCORE_REGIONS:
+        raise GcmlmError(f"--zscore-region must be one of {', '.join(ZSCORE_REGIONS)}, got '{zscore_region}'")
+    if zscore and zscore_region == "mask" and not mask:
+        raise GcmlmError("--zscore-region mask needs --mask")
+    for path in (out, mask_out):
+        if path and not str(path).lower().endswith((".nii.gz", ".nii")):
+            raise GcmlmError("output must be NIfTI (.nii.gz or .nii)", path)
+    if mask_out and Path(mask_out).resolve() == Path(out).resolve():
+        raise GcmlmError("--mask-out must differ from --out", mask_out)
+
+
+def read_ct(path: PathLike, series_uid: str | None = None) -> tuple[sitk.Image, ImageSource]:
+    """A single-channel 3D image from a volume file or DICOM series; anything else is an error."""
+    image, source = read_image(path, series_uid)
+    if image.GetDimension() != 3:
+        raise GcmlmError(f"expected a 3D CT, found a {image.GetDimension()}D image", path)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise GcmlmError(f"expected a single-channel CT, found {image.GetNumberOfComponentsPerPixel()} components",
+                         path)
+    check_orthonormal_direction(image, path)
+    return image, source
+
+
+def read_mask_on_grid(image: sitk.Image, path: PathLike) -> sitk.Image:
+    """The label map at ``path``, which must lie on ``image``'s grid."""
+    mask, _ = read_image(path)
+    if mask.GetNumberOfComponentsPerPixel() != 1:
+        raise GcmlmError(f"expected a label map, found {mask.GetNumberOfComponentsPerPixel()} components per voxel",
+                         path)
+    check_same_grid(image, mask, path, "mask",
+                    "resample it onto the image first (e.g. with gcmlm radiomics-extract --resample-mask-to-image)")
+    return mask
+
+
+def output_grid(image: sitk.Image, spacing: Sequence[float]) -> tuple[list[int], list[float], list[float]]:
     """Size, spacing and origin of the resampled grid.
 
     The field of view keeps its corner (the outer edge of the first voxel) and direction, so the
@@ -69,11 +203,33 @@ def output_grid(image: sitk.Image, spacing: list[float]) -> tuple[list[int], lis
 
 
 def resample(image: sitk.Image, size: list[int], spacing: list[float], origin: list[float], interpolator: int) -> sitk.Image:
+    """``image`` on the grid (size, spacing, origin) with its own direction; 0 outside the input."""
     return sitk.Resample(image, size, sitk.Transform(), interpolator, origin, spacing,
                          image.GetDirection(), 0, image.GetPixelID())
 
 
-def zscore(array: np.ndarray, region: np.ndarray, source: str) -> tuple[np.ndarray, dict]:
+def resample_to_spacing(image: sitk.Image, mask: sitk.Image | None, spacing: Sequence[float],
+                        interpolator: str = DEFAULT_INTERPOLATOR) -> tuple[sitk.Image, sitk.Image | None]:
+    """Image and (optional) label map on one new grid of ``spacing``; the label map by nearest neighbour."""
+    size, new_spacing, origin = output_grid(image, spacing)
+    image = resample(image, size, new_spacing, origin, INTERPOLATORS[interpolator])
+    if mask is not None:
+        mask = resample(mask, size, new_spacing, origin, sitk.sitkNearestNeighbor)
+    return image, mask
+
+
+def zscore_voxels(array: np.ndarray, mask: sitk.Image | None, region: str,
+                  body_threshold: float = DEFAULT_BODY_THRESHOLD) -> np.ndarray:
+    """Boolean array of the voxels the z-score statistics come from (see :data:`ZSCORE_REGIONS`)."""
+    if region == "image":
+        return np.ones(array.shape, bool)
+    if region == "mask":
+        return sitk.GetArrayViewFromImage(mask) != 0
+    return array > body_threshold
+
+
+def zscore_normalise(array: np.ndarray, region: np.ndarray, source: str) -> tuple[np.ndarray, dict]:
+    """``array`` with zero mean and unit variance over ``region``, and the statistics used."""
     values = array[region]
     if values.size == 0:
         raise GcmlmError(f"the z-score region ({source}) holds no voxels")
@@ -83,88 +239,18 @@ def zscore(array: np.ndarray, region: np.ndarray, source: str) -> tuple[np.ndarr
     return (array - mean) / std, {"region": source, "mean": mean, "std": std, "n_voxels": int(values.size)}
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if bool(args.mask) != bool(args.mask_out):
-        raise GcmlmError("--mask and --mask-out go together")
-    if args.spacing and min(args.spacing) <= 0:
-        raise GcmlmError(f"--spacing must be positive, got {args.spacing}")
-    if args.clip and args.clip[0] >= args.clip[1]:
-        raise GcmlmError(f"--clip LOW must be below HIGH, got {args.clip}")
-    if args.zscore and args.zscore_region == "mask" and not args.mask:
-        raise GcmlmError("--zscore-region mask needs --mask")
-    for out in (args.out, args.mask_out):
-        if out and not str(out).lower().endswith((".nii.gz", ".nii")):
-            raise GcmlmError("output must be NIfTI (.nii.gz or .nii)", out)
-    if args.mask_out and Path(args.mask_out).resolve() == Path(args.out).resolve():
-        raise GcmlmError("--mask-out must differ from --out", args.mask_out)
-
-
-def run(args: argparse.Namespace) -> int:
-    _check_args(args)
-    image, source = read_image(args.image, args.series_uid)
-    if image.GetDimension() != 3:
-        raise GcmlmError(f"expected a 3D CT, found a {image.GetDimension()}D image", args.image)
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise GcmlmError(f"expected a single-channel CT, found {image.GetNumberOfComponentsPerPixel()} components",
-                         args.image)
-    mask = None
-    if args.mask:
-        mask, _ = read_image(args.mask)
-        check_same_grid(image, mask, args.mask, "mask",
-                        "resample it onto the image first (e.g. with gcmlm radiomics-extract --resample-mask-to-image)")
-    report: dict = {"input": {"path": Path(source.path).name, "format": source.format, "series_uid": source.series_uid,
-                              "n_files": source.n_files, **source.dicom, **grid(image),
-                              "pixel_type": image.GetPixelIDTypeAsString()}}
-
-    image = sitk.Cast(image, sitk.sitkFloat32)
-    if args.spacing:
-        size, spacing, origin = output_grid(image, args.spacing)
-        image = resample(image, size, spacing, origin, INTERPOLATORS[args.interpolator])
-        if mask is not None:
-            mask = resample(mask, size, spacing, origin, sitk.sitkNearestNeighbor)
-    report["resampling"] = {"spacing": args.spacing, "interpolator": args.interpolator if args.spacing else None,
-                            "label_interpolator": "nearest" if args.spacing and mask is not None else None}
-
-    array = sitk.GetArrayFromImage(image)
-    report["intensity_before"] = _range(array)
-    if args.clip:
-        array = np.clip(array, *args.clip)
-    report["clip"] = args.clip
-    report["zscore"] = None
-    if args.zscore:
-        if args.zscore_region == "image":
-            region = np.ones(array.shape, bool)
-        elif args.zscore_region == "mask":
-            region = sitk.GetArrayViewFromImage(mask) != 0
-        else:
-            region = array > args.body_threshold
-        source_name = args.zscore_region + (f" > {args.body_threshold:g}" if args.zscore_region == "body" else "")
-        array, report["zscore"] = zscore(array, region, source_name)
-    report["intensity_after"] = _range(array)
-
-    out_image = sitk.GetImageFromArray(array.astype(np.float32))
-    out_image.CopyInformation(image)
-    report["output"] = {"path": Path(args.out).name, **grid(out_image), "pixel_type": out_image.GetPixelIDTypeAsString()}
-    if mask is not None:
-        report["mask"] = {"path": Path(args.mask).name, "out": Path(args.mask_out).name,
-                          "labels": label_values(mask),
-                          "voxels": {str(v): int(n) for v, n in _label_counts(mask).items()}}
-    _write_outputs(args, out_image, mask, report)
-    log.info("%s %s -> %s %s", source.format, list(report["input"]["size"]), args.out, list(out_image.GetSize()))
-    return 0
-
-
-def _write_outputs(args: argparse.Namespace, image: sitk.Image, mask: sitk.Image | None, report: dict) -> None:
+def write_outputs(out: PathLike, image: sitk.Image, mask_out: PathLike | None, mask: sitk.Image | None,
+                  report: PathLike | None, summary: dict) -> None:
     """All outputs appear together: each goes to a temporary name and all are renamed at the end."""
     with contextlib.ExitStack() as stack:
-        write_image_to(image, stack.enter_context(atomic_file(args.out)), _compress(args.out))
+        write_image_to(image, stack.enter_context(atomic_file(out)), _compress(out))
         if mask is not None:
-            write_image_to(mask, stack.enter_context(atomic_file(args.mask_out)), _compress(args.mask_out))
-        if args.report:
-            stack.enter_context(atomic_file(args.report)).write_text(json.dumps(report, indent=2) + "\n")
+            write_image_to(mask, stack.enter_context(atomic_file(mask_out)), _compress(mask_out))
+        if report:
+            stack.enter_context(atomic_file(report)).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _compress(path: str) -> bool:
+def _compress(path: PathLike) -> bool:
     return str(path).lower().endswith(".gz")
 
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gcmlm.common.atomic import atomic_dir
+from gcmlm.common.atomic import atomic_dir, check_outputs
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import read_manifest, rows_of_kind
 from gcmlm.common.progress import track
@@ -34,6 +36,8 @@ CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 @dataclass(frozen=True)
 class Case:
+    """One image of the dataset; with a label map it is a training case (imagesTr, labelsTr)."""
+
     case_id: str
     image: Path
     label: Path | None  # None: a test case (imagesTs)
@@ -74,27 +78,49 @@ def parse_classes(items: list[str] | None) -> dict[str, int]:
     return labels
 
 
-def cases_from_args(args: argparse.Namespace) -> list[Case]:
+def collect_cases(manifest: str | os.PathLike | None = None, test_cases: Sequence[str] = (),
+                  images: Sequence[str | os.PathLike] = (), labels: Sequence[str | os.PathLike] = (),
+                  case_ids: Sequence[str] | None = None,
+                  test_images: Sequence[str | os.PathLike] = ()) -> list[Case]:
+    """The dataset's cases from a cohort manifest and/or image lists (see :func:`cases_from_manifest`
+    and :func:`cases_from_images`); ``test_cases`` needs a manifest."""
     cases: list[Case] = []
-    if args.manifest:
-        cts = rows_of_kind(read_manifest(args.manifest), "ct")
-        unknown = sorted(set(args.test_cases) - {row["patient_id"] for row in cts})
-        if unknown:
-            raise GcmlmError(f"--test-cases {', '.join(unknown)} not among the manifest's CT patients", args.manifest)
-        held_out = set(args.test_cases)
-        for row in cts:
-            train = bool(row["label"]) and row["patient_id"] not in held_out
-            cases.append(Case(row["patient_id"], Path(row["path"]), Path(row["label"]) if train else None))
-    elif args.test_cases:
+    if manifest:
+        cases += cases_from_manifest(manifest, test_cases)
+    elif test_cases:
         raise GcmlmError("--test-cases selects manifest patients; give --manifest")
-    if len(args.images) != len(args.labels):
-        raise GcmlmError(f"{len(args.images)} --images but {len(args.labels)} --labels; give one label per image")
-    ids = args.case_ids or [case_id_from_image(p) for p in args.images]
-    if len(ids) != len(args.images):
-        raise GcmlmError(f"{len(ids)} --case-ids for {len(args.images)} --images")
-    cases += [Case(i, Path(img), Path(lab)) for i, img, lab in zip(ids, args.images, args.labels, strict=True)]
-    cases += [Case(case_id_from_image(p), Path(p), None) for p in args.test_images]
+    return cases + cases_from_images(images, labels, case_ids, test_images)
+
+
+def cases_from_manifest(manifest: str | os.PathLike, test_cases: Sequence[str] = ()) -> list[Case]:
+    """kind=ct rows of a cohort manifest: with a label, training cases; without one, or held out
+    in ``test_cases`` (patient IDs), test cases."""
+    cts = rows_of_kind(read_manifest(manifest), "ct")
+    unknown = sorted(set(test_cases) - {row["patient_id"] for row in cts})
+    if unknown:
+        raise GcmlmError(f"--test-cases {', '.join(unknown)} not among the manifest's CT patients", manifest)
+    held_out = set(test_cases)
+    cases = []
+    for row in cts:
+        train = bool(row["label"]) and row["patient_id"] not in held_out
+        cases.append(Case(row["patient_id"], Path(row["path"]), Path(row["label"]) if train else None))
     return cases
+
+
+def cases_from_images(images: Sequence[str | os.PathLike], labels: Sequence[str | os.PathLike],
+                      case_ids: Sequence[str] | None = None,
+                      test_images: Sequence[str | os.PathLike] = ()) -> list[Case]:
+    """Training cases from ``images`` and their ``labels`` (same order), test cases from ``test_images``.
+
+    Case IDs default to the file names without extension and ``_0000``.
+    """
+    if len(images) != len(labels):
+        raise GcmlmError(f"{len(images)} --images but {len(labels)} --labels; give one label per image")
+    ids = case_ids or [case_id_from_image(p) for p in images]
+    if len(ids) != len(images):
+        raise GcmlmError(f"{len(ids)} --case-ids for {len(images)} --images")
+    cases = [Case(i, Path(img), Path(lab)) for i, img, lab in zip(ids, images, labels, strict=True)]
+    return cases + [Case(case_id_from_image(p), Path(p), None) for p in test_images]
 
 
 def check_cases(cases: list[Case]) -> None:
@@ -110,15 +136,17 @@ def check_cases(cases: list[Case]) -> None:
         seen.add(key)
         for path in (case.image, case.label):
             if path is not None and not path.is_file():
-                raise GcmlmError(f"case {case.case_id}: no such file", path)
+                problem = "is a folder; expected an image file" if path.is_dir() else "no such file"
+                raise GcmlmError(f"case {case.case_id}: {problem}", path)
 
 
 def check_pair(case: Case, declared: set[int]) -> None:
     """Same grid for image and label, label values all declared; errors name the case."""
     import SimpleITK as sitk
 
-    image = _read_header(case.image, case.case_id)  # the header is enough for the grid
-    label_img = _read_image(case.label, case.case_id)
+    # the whole image, not only its header: a truncated file would otherwise be copied into the dataset
+    image = _read_volume(case.image, case.case_id)
+    label_img = _read_volume(case.label, case.case_id)
     problems = grid_differences(image, label_img)
     if problems:
         raise GcmlmError(f"case {case.case_id}: label map is not on the image grid ({'; '.join(problems)})",
@@ -132,16 +160,13 @@ def check_pair(case: Case, declared: set[int]) -> None:
                          f"{sorted(declared)}", case.label)
 
 
-def _read_header(path: Path, case_id: str):
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        raise GcmlmError(f"case {case_id}: not a readable image", path) from None
-    return reader
+def _read_volume(path: Path, case_id: str):
+    """A single-channel 3D image (what nnU-Net's CT channel and label maps are); errors name the case."""
+    image = _read_image(path, case_id)
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise GcmlmError(f"case {case_id}: expected a single-channel 3D image, found a {image.GetDimension()}D "
+                         f"image with {image.GetNumberOfComponentsPerPixel()} component(s)", path)
+    return image
 
 
 def _read_image(path: Path, case_id: str):
@@ -151,7 +176,7 @@ def _read_image(path: Path, case_id: str):
         raise GcmlmError(f"case {case_id}: {exc.problem}", path) from None
 
 
-def write_image(src: Path, dest: Path, case_id: str) -> None:
+def copy_as_nifti(src: Path, dest: Path, case_id: str) -> None:
     """NIfTI inputs are copied byte for byte; other formats are converted to NIfTI."""
     if src.name.lower().endswith(FILE_ENDING):
         shutil.copyfile(src, dest)
@@ -170,22 +195,33 @@ def dataset_json(labels: dict[str, int], num_training: int, name: str) -> dict:
     }
 
 
-def build_dataset(cases: list[Case], out_root: Path, name: str, labels: dict[str, int]) -> Path:
+def build_dataset(cases: list[Case], out_root: str | os.PathLike, name: str,
+                  labels: Mapping[str, int] = DEFAULT_LABELS) -> Path:
+    """Write the raw dataset ``out_root/name`` (replacing it) and return its path.
+
+    ``name``: ``DatasetNNN_Name`` (see :func:`gcmlm.radiology.core.nnunet.dataset_name`);
+    ``labels``: label name -> value for dataset.json, background=0 and consecutive.
+    Every training pair is checked (grid, declared labels) before anything is written.
+    """
+    labels = dict(labels)
+    dest = Path(out_root) / name
+    check_outputs(dirs=[dest], inputs=[p for c in cases for p in (c.image, c.label)])
     check_cases(cases)
     declared = set(labels.values())
     train = [c for c in cases if c.label is not None]
     test = [c for c in cases if c.label is None]
     for case in track(train, "checking image/label pairs", unit="cases"):
         check_pair(case, declared)
-    dest = out_root / name
+    for case in track(test, "checking test images", unit="cases"):
+        _read_volume(case.image, case.case_id)
     with atomic_dir(dest) as tmp:
         for sub in ("imagesTr", "labelsTr") + (("imagesTs",) if test else ()):
             (tmp / sub).mkdir()
         for case in track(train, "writing training cases", unit="cases"):
-            write_image(case.image, tmp / "imagesTr" / f"{case.case_id}{CT_SUFFIX}{FILE_ENDING}", case.case_id)
-            write_image(case.label, tmp / "labelsTr" / f"{case.case_id}{FILE_ENDING}", case.case_id)
+            copy_as_nifti(case.image, tmp / "imagesTr" / f"{case.case_id}{CT_SUFFIX}{FILE_ENDING}", case.case_id)
+            copy_as_nifti(case.label, tmp / "labelsTr" / f"{case.case_id}{FILE_ENDING}", case.case_id)
         for case in test:
-            write_image(case.image, tmp / "imagesTs" / f"{case.case_id}{CT_SUFFIX}{FILE_ENDING}", case.case_id)
+            copy_as_nifti(case.image, tmp / "imagesTs" / f"{case.case_id}{CT_SUFFIX}{FILE_ENDING}", case.case_id)
         (tmp / "dataset.json").write_text(json.dumps(dataset_json(labels, len(train), name), indent=2) + "\n")
     log.info("wrote %s: %d training and %d test cases", dest, len(train), len(test))
     return dest
@@ -194,7 +230,7 @@ def build_dataset(cases: list[Case], out_root: Path, name: str, labels: dict[str
 def run(args: argparse.Namespace) -> int:
     name = dataset_name(args.dataset_id, args.dataset_name)
     labels = parse_classes(args.classes)
-    cases = cases_from_args(args)
-    dest = build_dataset(cases, Path(args.out), name, labels)
+    cases = collect_cases(args.manifest, args.test_cases, args.images, args.labels, args.case_ids, args.test_images)
+    dest = build_dataset(cases, args.out, name, labels)
     print(dest)
     return 0

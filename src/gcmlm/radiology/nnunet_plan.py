@@ -15,13 +15,15 @@ import copy
 import json
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from gcmlm.common.atomic import atomic_dir
-from gcmlm.common.errors import GcmlmError, one_line
+from gcmlm.common.atomic import atomic_dir, check_outputs
+from gcmlm.common.errors import GcmlmError, one_line, require_dir
 from gcmlm.radiology.core.nnunet import (
     CONFIGURATIONS,
     nnunet_env,
@@ -38,6 +40,10 @@ TINY_PATCH = 32
 TINY_FEATURES = (8, 16, 32, 32)  # one entry per resolution stage; 32 -> 16 -> 8 -> 4 voxels
 TINY_BATCH = 2
 TINY_MAX_PATCHES = 1.5  # coarsen the spacing until the median image spans at most this many patches per axis
+# Defaults of plan_and_preprocess, which the command line shows and uses too.
+DEFAULT_CONFIGURATIONS = ("3d_fullres",)
+DEFAULT_PLANNER = "ExperimentPlanner"
+DEFAULT_NUM_PROCESSES = min(8, os.cpu_count() or 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="raw dataset folder DatasetNNN_Name (imagesTr, labelsTr, dataset.json)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="nnUNet_preprocessed folder; writes DIR/DatasetNNN_Name (replacing it)")
-    parser.add_argument("--configuration", "-c", nargs="+", default=["3d_fullres"], choices=CONFIGURATIONS,
-                        help="configuration(s) to preprocess (default: 3d_fullres)")
-    parser.add_argument("--planner", default="ExperimentPlanner", metavar="CLASS",
-                        help="nnU-Net experiment planner, e.g. nnUNetPlannerResEncM (default: ExperimentPlanner)")
+    parser.add_argument("--configuration", "-c", nargs="+", default=list(DEFAULT_CONFIGURATIONS), choices=CONFIGURATIONS,
+                        help=f"configuration(s) to preprocess (default: {' '.join(DEFAULT_CONFIGURATIONS)})")
+    parser.add_argument("--planner", default=DEFAULT_PLANNER, metavar="CLASS",
+                        help=f"nnU-Net experiment planner, e.g. nnUNetPlannerResEncM (default: {DEFAULT_PLANNER})")
     parser.add_argument("--gpu-memory-target", type=float, metavar="GB",
                         help="GPU memory the planner targets (nnU-Net's -gpu_memory_target)")
     parser.add_argument("--tiny", action="store_true",
@@ -57,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for tests and demos on a CPU")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip nnU-Net's dataset integrity check (--verify_dataset_integrity is on by default)")
-    parser.add_argument("--num-processes", "-np", type=int, default=min(8, os.cpu_count() or 1), metavar="N",
+    parser.add_argument("--num-processes", "-np", type=int, default=DEFAULT_NUM_PROCESSES, metavar="N",
                         help="processes for fingerprinting and preprocessing (default: min(8, CPUs))")
 
 
@@ -92,16 +98,70 @@ def tiny_plans(plans: dict, configurations: list[str]) -> dict:
     return tiny
 
 
-def plan_and_preprocess(raw: Path, out_root: Path, configurations: list[str], planner: str = "ExperimentPlanner",
-                        tiny: bool = False, verify: bool = True, num_processes: int = 2,
-                        gpu_memory_target: float | None = None) -> tuple[Path, str]:
-    """Run fingerprint, plan and preprocess; returns (OUT/DatasetNNN_Name, plans identifier used)."""
-    if not (raw / "dataset.json").is_file():
+def check_plan_options(configurations: Sequence[str], num_processes: int, gpu_memory_target: float | None) -> None:
+    """Refuse option values nnU-Net would fail on deep inside, before any work."""
+    unknown = [c for c in configurations if c not in CONFIGURATIONS]
+    if unknown or not configurations:
+        raise GcmlmError(f"--configuration must be among {', '.join(CONFIGURATIONS)}, got {', '.join(unknown) or 'none'}")
+    if num_processes < 1:
+        raise GcmlmError(f"--num-processes must be at least 1, got {num_processes}")
+    if gpu_memory_target is not None and not gpu_memory_target > 0:  # also refuses NaN
+        raise GcmlmError(f"--gpu-memory-target must be positive, got {gpu_memory_target}")
+
+
+def check_raw_dataset(raw: Path) -> dict:
+    """dataset.json of a raw dataset, checked for what planning needs; one line naming the file otherwise."""
+    path = raw / "dataset.json"
+    if not path.is_file():
         raise GcmlmError("not an nnU-Net raw dataset folder (no dataset.json)", raw)
+    dataset = read_json(path)
+    if not isinstance(dataset, dict):
+        raise GcmlmError("dataset.json must hold a JSON object", path)
+    missing = [key for key in ("channel_names", "labels", "numTraining", "file_ending") if key not in dataset]
+    if missing:
+        raise GcmlmError(f"dataset.json lacks {', '.join(missing)} (nnU-Net v2 format)", path)
+    if not isinstance(dataset["numTraining"], int) or dataset["numTraining"] < 1:
+        raise GcmlmError(f"numTraining must be a positive integer, got {dataset['numTraining']!r}", path)
+    if not isinstance(dataset["labels"], dict) or dataset["labels"].get("background") != 0:
+        raise GcmlmError("labels must map names to values, with background=0", path)
+    if not (raw / "imagesTr").is_dir() or not (raw / "labelsTr").is_dir():
+        raise GcmlmError("not an nnU-Net raw dataset folder (no imagesTr/ or labelsTr/)", raw)
+    return dataset
+
+
+def check_planner(planner: str) -> None:
+    """An unknown planner class is one line here, not a TypeError after fingerprinting."""
+    import nnunetv2
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    with contextlib.redirect_stdout(nnunet_prints_to_log()):
+        found = recursive_find_python_class(os.path.join(nnunetv2.__path__[0], "experiment_planning"), planner,
+                                            "nnunetv2.experiment_planning")
+    if found is None:
+        raise GcmlmError(f"--planner {planner}: no such nnU-Net experiment planner class")
+
+
+def plan_and_preprocess(raw: str | os.PathLike, out_root: str | os.PathLike,
+                        configurations: Sequence[str] = DEFAULT_CONFIGURATIONS, planner: str = DEFAULT_PLANNER,
+                        tiny: bool = False, verify: bool = True, num_processes: int = DEFAULT_NUM_PROCESSES,
+                        gpu_memory_target: float | None = None) -> tuple[Path, str]:
+    """Run fingerprint, plan and preprocess; returns (OUT/DatasetNNN_Name, plans identifier used).
+
+    ``raw``: a raw dataset folder ``DatasetNNN_Name``; ``out_root``: the nnUNet_preprocessed folder the
+    result goes to (replacing ``out_root/DatasetNNN_Name``). ``configurations``: nnU-Net configurations
+    to preprocess; ``planner``: experiment planner class; ``tiny``: plan and preprocess the tiny variant
+    (see :func:`tiny_plans`); ``verify``: nnU-Net's dataset integrity check; ``gpu_memory_target``: GB.
+    """
+    raw, out_root, configurations = Path(raw), Path(out_root), list(configurations)
+    check_plan_options(configurations, num_processes, gpu_memory_target)
+    require_dir(raw, "raw dataset folder")
     dataset_id, _ = parse_dataset_name(raw.name, raw)
     name = raw.name
-    out_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".nnunet-plan-", dir=out_root) as work:
+    check_outputs(dirs=[out_root])
+    check_outputs(dirs=[out_root / name], inputs=[raw])
+    check_raw_dataset(raw)
+    check_planner(planner)
+    with tempfile.TemporaryDirectory(prefix="gcmlm-nnunet-plan-") as work:
         work = Path(work)
         raw_root, pre_root = work / "raw", work / "preprocessed"
         stage_dataset_folder(raw, raw_root, name)
@@ -132,13 +192,14 @@ def plan_and_preprocess(raw: Path, out_root: Path, configurations: list[str], pl
         dest = out_root / name
         with atomic_dir(dest) as tmp:
             tmp.rmdir()
-            os.replace(pre_root / name, tmp)
+            shutil.move(pre_root / name, tmp)  # the work folder may be on another file system
     return dest, plans_id
 
 
 def run(args: argparse.Namespace) -> int:
-    dest, plans_id = plan_and_preprocess(Path(args.raw), Path(args.out), args.configuration, args.planner,
-                                         args.tiny, args.verify, args.num_processes, args.gpu_memory_target)
+    dest, plans_id = plan_and_preprocess(args.raw, args.out, args.configuration, planner=args.planner, tiny=args.tiny,
+                                         verify=args.verify, num_processes=args.num_processes,
+                                         gpu_memory_target=args.gpu_memory_target)
     log.info("wrote %s (plans %s)", dest, plans_id)
     print(dest)
     return 0

@@ -18,11 +18,12 @@ import argparse
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gcmlm.common.atomic import atomic_file, write_json
+from gcmlm.common.atomic import atomic_file, check_outputs, write_json
 from gcmlm.common.errors import GcmlmError, one_line
 from gcmlm.common.progress import track
 from gcmlm.common.tables import PATIENT_ID, read_csv_rows, write_patient_rows
@@ -41,9 +42,11 @@ DEFAULT_PARAMS = "ct_default"
 
 @dataclass(frozen=True)
 class Case:
+    """One patient's CT (a volume file or DICOM folder) and label map."""
+
     patient_id: str
-    image: str
-    mask: str
+    image: str | os.PathLike
+    mask: str | os.PathLike
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,11 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shipped_params() -> list[str]:
+    """Names of the parameter files shipped with gcmlm (usable as ``params``)."""
     return sorted(p.stem for p in SHIPPED_PARAMS.glob("*.yaml"))
 
 
-def resolve_params(value: str) -> Path:
+def resolve_params(value: str | os.PathLike) -> Path:
     """A params path, or the name of a shipped parameter file (``ct_default``, ``ibsi``)."""
+    value = os.fspath(value)
     path = Path(value)
     if path.is_file():
         return path
@@ -80,6 +85,23 @@ def resolve_params(value: str) -> Path:
     if os.sep not in value and shipped.is_file():
         return shipped
     raise GcmlmError(f"no such parameter file, and not a shipped name ({', '.join(shipped_params())})", value)
+
+
+def check_params_safe(params: Path) -> None:
+    """Parse the parameter file with YAML's safe loader first: a tag such as ``!!python/object`` is refused
+    as an error, never constructed (PyRadiomics' pykwalify also loads safely; this does not rely on it)."""
+    import yaml
+
+    try:
+        with open(params, encoding="utf-8") as stream:
+            data = yaml.safe_load(stream)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise GcmlmError(f"invalid PyRadiomics parameter file ({one_line(exc)})", params) from None
+    except OSError as exc:
+        raise GcmlmError(f"cannot read the parameter file ({one_line(exc)})", params) from None
+    if not isinstance(data, dict):
+        raise GcmlmError("invalid PyRadiomics parameter file (expected a mapping of imageType, featureClass, "
+                         "setting)", params)
 
 
 def make_extractor(params: Path):
@@ -93,11 +115,16 @@ def make_extractor(params: Path):
     radiomics.setVerbosity(level)
     logging.getLogger("radiomics").setLevel(level)
     logging.getLogger("radiomics").propagate = False
-    logging.getLogger("pykwalify").setLevel(logging.WARNING)  # "validation.valid" at INFO
+    # pykwalify logs each validation error at ERROR; the exception we report carries them all
+    logging.getLogger("pykwalify").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
+    check_params_safe(params)
     try:
-        return RadiomicsFeatureExtractor(str(params))
+        with warnings.catch_warnings():  # pykwalify loads PyRadiomics' schema functions with load_module()
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return RadiomicsFeatureExtractor(str(params))
     except Exception as exc:  # pykwalify's SchemaError, yaml errors: report, don't trace
-        raise GcmlmError(f"invalid PyRadiomics parameter file ({one_line(exc)})", params) from None
+        reason = one_line(ValueError(" ".join(str(exc).split()).strip("<>")))
+        raise GcmlmError(f"invalid PyRadiomics parameter file ({reason})", params) from None
 
 
 def load_case(case: Case, label: int, resample_mask: bool):
@@ -121,7 +148,26 @@ def load_case(case: Case, label: int, resample_mask: bool):
     if label not in present:
         raise GcmlmError(f"case {case.patient_id}: label {label} is absent from the mask; labels present: "
                          f"{', '.join(map(str, present))}", case.mask)
+    check_finite_in_mask(image, mask, label, case)
     return image, mask
+
+
+def check_finite_in_mask(image, mask, label: int, case: Case) -> None:
+    """Refuse NaN or infinite intensities inside the label: PyRadiomics would silently drop NaN voxels
+    (changing volume-weighted statistics) and overflow on infinities."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind not in "fc" or image.GetNumberOfComponentsPerPixel() != 1:
+        return
+    inside = values[sitk.GetArrayViewFromImage(mask) == label]
+    bad = int(np.count_nonzero(~np.isfinite(inside)))
+    if bad:
+        n_nan = int(np.count_nonzero(np.isnan(inside)))
+        what = f"{n_nan} NaN" + (f" and {bad - n_nan} infinite" if bad > n_nan else "")
+        raise GcmlmError(f"case {case.patient_id}: {what} voxel(s) inside label {label} of the mask "
+                         f"(of {inside.size}); PyRadiomics would silently drop them", case.image)
 
 
 def extract_case(extractor, case: Case, label: int, resample_mask: bool) -> tuple[dict, dict]:
@@ -129,17 +175,38 @@ def extract_case(extractor, case: Case, label: int, resample_mask: bool) -> tupl
     image, mask = load_case(case, label, resample_mask)
     try:
         result = extractor.execute(image, mask, label=label)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as exc:
         raise GcmlmError(f"case {case.patient_id}: PyRadiomics failed ({one_line(exc)})", case.mask) from None
+    check_feature_classes(extractor, result, image, case)
     features = {k: float(v) for k, v in result.items() if not k.startswith(DIAGNOSTICS_PREFIX)}
     diagnostics = {k: _plain(v) for k, v in result.items() if k.startswith(DIAGNOSTICS_PREFIX)}
     return features, diagnostics
 
 
-def extract(cases: list[Case], params: Path, label: int | None = None,
-            resample_mask: bool = False) -> tuple[list[dict], dict[str, dict]]:
-    """One row per case ({patient_id, rad_*}) and the diagnostics per patient."""
-    extractor = make_extractor(params)
+def check_feature_classes(extractor, result: dict, image, case: Case) -> None:
+    """Refuse a result that lacks a requested feature class: PyRadiomics only logs a warning when it
+    skips one (``shape`` on a 2D image, ``shape2D`` without ``force2D``), so the table would silently
+    have fewer columns than other patients'."""
+    names = [k for k in result if not k.startswith(DIAGNOSTICS_PREFIX)]
+    for feature_class in extractor.enabledFeatures:
+        if not any(f"_{feature_class}_" in name for name in names):
+            hint = {"shape": f"it needs a 3D image, this one is {image.GetDimension()}D; use shape2D",
+                    "shape2D": "it needs a 2D image, or setting force2D: true with a flat ROI"}.get(
+                        feature_class, "PyRadiomics skipped it")
+            raise GcmlmError(f"case {case.patient_id}: the parameters request feature class {feature_class}, "
+                             f"but PyRadiomics computed none of it ({hint})", case.image)
+
+
+def extract_features(cases: list[Case], params: str | os.PathLike = DEFAULT_PARAMS, label: int | None = None,
+                     resample_mask: bool = False) -> tuple[list[dict], dict[str, dict]]:
+    """One row per case ({patient_id, rad_*}) and the diagnostics per patient.
+
+    ``params``: a PyRadiomics parameter file or a shipped name (:func:`shipped_params`); one
+    extractor serves every case. ``label``: the mask value to extract (None: the params' label,
+    else 1). ``resample_mask``: resample a mask that is off the image grid (nearest neighbour)
+    instead of failing. Write the rows with :func:`gcmlm.common.tables.write_patient_rows`.
+    """
+    extractor = make_extractor(resolve_params(params))
     label = label if label is not None else int(extractor.settings.get("label", 1))
     rows, diagnostics = [], {}
     for case in track(cases, "radiomics", unit="cases"):
@@ -148,8 +215,9 @@ def extract(cases: list[Case], params: Path, label: int | None = None,
     return rows, diagnostics
 
 
-def cases_from_args(args: argparse.Namespace) -> list[Case]:
-    lists = {"--image": args.image, "--mask": args.mask, "--patient-id": args.patient_id}
+def cases_from_lists(images: list[str], masks: list[str], patient_ids: list[str]) -> list[Case]:
+    """Cases from three lists of equal length (the command line's --image, --mask, --patient-id)."""
+    lists = {"--image": images, "--mask": masks, "--patient-id": patient_ids}
     missing = [flag for flag, values in lists.items() if not values]
     if missing:
         raise GcmlmError(f"give {', '.join(missing)} (or --manifest, or --concat)")
@@ -157,7 +225,7 @@ def cases_from_args(args: argparse.Namespace) -> list[Case]:
     if len(set(lengths.values())) != 1:
         raise GcmlmError("--image, --mask and --patient-id need the same number of values, got "
                          + ", ".join(f"{k} {v}" for k, v in lengths.items()))
-    return [Case(p, i, m) for i, m, p in zip(args.image, args.mask, args.patient_id, strict=True)]
+    return [Case(p, i, m) for i, m, p in zip(images, masks, patient_ids, strict=True)]
 
 
 def cases_from_manifest(path: str | os.PathLike) -> list[Case]:
@@ -185,7 +253,7 @@ def cases_from_manifest(path: str | os.PathLike) -> list[Case]:
     return cases
 
 
-def concat_tables(paths: list[str]) -> pd.DataFrame:
+def concat_tables(paths: list[str | os.PathLike]) -> pd.DataFrame:
     """Join per-patient radiomics tables; they must hold the same rad_ columns (same parameters)."""
     import pandas as pd
 
@@ -218,13 +286,19 @@ def run(args: argparse.Namespace) -> int:
     if args.concat:
         from gcmlm.common.tables import write_patient_table
 
+        check_outputs(files=[args.out], inputs=args.concat)
         table = concat_tables(args.concat)
         write_patient_table(table, args.out)
         log.info("joined %d tables, %d patients -> %s", len(args.concat), len(table), args.out)
         return 0
     params = resolve_params(args.params)
-    cases = cases_from_manifest(args.manifest) if args.manifest else cases_from_args(args)
-    rows, diagnostics = extract(cases, params, args.label, args.resample_mask_to_image)
+    if args.manifest:
+        cases = cases_from_manifest(args.manifest)
+    else:
+        cases = cases_from_lists(args.image, args.mask, args.patient_id)
+    check_outputs(files=[args.out, args.diagnostics],
+                  inputs=[args.manifest, params, *(p for c in cases for p in (c.image, c.mask))])
+    rows, diagnostics = extract_features(cases, params, args.label, args.resample_mask_to_image)
     write_patient_rows(rows, args.out)  # no pandas: its import costs as much as a small case's extraction
     if args.diagnostics:
         write_diagnostics(diagnostics, args.diagnostics)

@@ -65,94 +65,180 @@ def _ellipsoid(x, y, z, centre, axes, angle=0.0) -> np.ndarray:
     return np.sqrt((u / axes[0]) ** 2 + (v / axes[1]) ** 2 + (dz / axes[2]) ** 2)
 
 
-def make_ct(rng: np.random.Generator, r_ct: float, size=SIZE, spacing=SPACING) -> tuple[sitk.Image, sitk.Image, CtTruth]:
-    """One patient's CT and label map (same grid) and what was planted."""
-    shape = (size[2], size[1], size[0])
-    x, y, z = _grid(size, spacing)
-    half_x = (size[0] - 1) / 2 * spacing[0]
-    half_y = (size[1] - 1) / 2 * spacing[1]
+@dataclass
+class _Scene:
+    """The voxel grid in millimetres and the HU volume the anatomy steps paint into, in order."""
 
-    # Body: an ellipse (anterior is -y in LPS) that breathes a little along z; air outside.
-    body_a = rng.uniform(0.80, 0.88) * half_x
-    body_b = rng.uniform(0.66, 0.74) * half_y
+    x: np.ndarray  # voxel-centre coordinates in mm from the volume centre, arrays indexed (z, y, x)
+    y: np.ndarray
+    z: np.ndarray
+    shape: tuple[int, int, int]  # z, y, x
+    spacing: tuple[float, float, float]
+    hu: np.ndarray  # float32; later steps overwrite earlier ones where they overlap
+
+    @classmethod
+    def empty(cls, size, spacing) -> _Scene:
+        """Air everywhere."""
+        shape = (size[2], size[1], size[0])
+        x, y, z = _grid(size, spacing)
+        return cls(x, y, z, shape, spacing, np.full(shape, -1000.0, dtype=np.float32))
+
+    def half_extent(self, axis: int) -> float:
+        """Distance in mm from the volume centre to the outermost voxel centre along x (0) or y (1)."""
+        n = self.shape[2 - axis]
+        return (n - 1) / 2 * self.spacing[axis]
+
+
+@dataclass
+class _Body:
+    a: float  # semi-axes of the body ellipse in mm (x, y)
+    b: float
+    interior: np.ndarray  # inside the subcutaneous fat
+
+
+@dataclass
+class _Stomach:
+    centre: tuple[float, float, float]
+    axes: tuple[float, float, float]
+    angle: float  # axial-plane tilt in radians
+    wall_mm: float
+    outer: np.ndarray  # normalised radius of the serosa (<= 1 inside the stomach)
+    inner: np.ndarray  # normalised radius of the mucosa (<= 1 inside the lumen)
+    wall: np.ndarray  # the stomach wall mask (label 1 where no tumour)
+
+
+def make_ct(rng: np.random.Generator, r_ct: float, size=SIZE, spacing=SPACING) -> tuple[sitk.Image, sitk.Image, CtTruth]:
+    """One patient's CT and label map (same grid) and what was planted.
+
+    The steps draw from ``rng`` in a fixed order: changing that order changes every cohort.
+    """
+    scene = _Scene.empty(size, spacing)
+    body = _paint_body(rng, scene)
+    liver = _paint_vertebra_and_liver(rng, scene, body)
+    stomach = _paint_stomach(rng, scene, body, liver)
+    radius, mean_hu, heterogeneity = tumour_parameters(r_ct)
+    tumour = _tumour_mask(rng, scene, stomach, radius)
+    _paint_tumour_texture(rng, scene, tumour, mean_hu, heterogeneity)
+    hu = _scan(rng, scene)
+    labels = _label_map(scene.shape, stomach.wall, tumour)
+    origin = _scanner_origin(rng)
+    image, label = (_as_image(array, spacing, origin) for array in (hu, labels))
+    truth = CtTruth(round(radius, 4), round(mean_hu, 4), round(heterogeneity, 4),
+                    int((labels == TUMOUR).sum()), int((labels == STOMACH).sum()))
+    return image, label, truth
+
+
+def _paint_body(rng: np.random.Generator, scene: _Scene) -> _Body:
+    """An ellipse (anterior is -y in LPS) that breathes a little along z; subcutaneous and visceral fat."""
+    x, y, z = scene.x, scene.y, scene.z
+    body_a = rng.uniform(0.80, 0.88) * scene.half_extent(0)
+    body_b = rng.uniform(0.66, 0.74) * scene.half_extent(1)
     wobble = 1 + 0.03 * np.sin(z / 15.0 + rng.uniform(0, 2 * np.pi))
     body_r = np.sqrt((x / (body_a * wobble)) ** 2 + (y / (body_b * wobble)) ** 2)
     fat_mm = rng.uniform(2.5, 5.0)
     inner_r = np.sqrt((x / (body_a * wobble - fat_mm)) ** 2 + (y / (body_b * wobble - fat_mm)) ** 2)
     body, interior = body_r <= 1, inner_r <= 1
 
-    hu = np.full(shape, -1000.0, dtype=np.float32)
-    hu[body] = -100.0  # subcutaneous fat
-    hu[interior] = 45.0  # muscle / bowel soft tissue
-    visceral = (_smooth_noise(rng, shape, spacing, 3.0) > 0.6) & interior & (inner_r < 0.8)
-    hu[visceral] = -90.0
+    scene.hu[body] = -100.0  # subcutaneous fat
+    scene.hu[interior] = 45.0  # muscle / bowel soft tissue
+    visceral = (_smooth_noise(rng, scene.shape, scene.spacing, 3.0) > 0.6) & interior & (inner_r < 0.8)
+    scene.hu[visceral] = -90.0
+    return _Body(body_a, body_b, interior)
 
-    # Vertebra (posterior, +y) and liver (patient right, -x): structures the network must ignore.
-    vert_c, vert_r = (rng.uniform(-2, 2), body_b - 10.0), 5.0
+
+def _paint_vertebra_and_liver(rng: np.random.Generator, scene: _Scene, body: _Body) -> np.ndarray:
+    """Vertebra (posterior, +y) and liver (patient right, -x): structures the network must ignore.
+
+    Returns the liver mask (the perigastric fat stops at the liver).
+    """
+    x, y, z = scene.x, scene.y, scene.z
+    vert_c, vert_r = (rng.uniform(-2, 2), body.b - 10.0), 5.0
     vert_d = np.hypot(x - vert_c[0], y - vert_c[1])
-    hu[vert_d <= vert_r] = 700.0
-    hu[vert_d <= vert_r - 1.2] = 250.0
-    liver = _ellipsoid(x, y, z, (-0.45 * body_a, -2.0, 10.0), (0.42 * body_a, 0.55 * body_b, 45.0)) <= 1
-    hu[liver & interior] = 62.0
+    scene.hu[vert_d <= vert_r] = 700.0  # cortical bone
+    scene.hu[vert_d <= vert_r - 1.2] = 250.0  # cancellous bone
+    liver = _ellipsoid(x, y, z, (-0.45 * body.a, -2.0, 10.0), (0.42 * body.a, 0.55 * body.b, 45.0)) <= 1
+    scene.hu[liver & body.interior] = 62.0
+    return liver
 
-    # Stomach: a tilted ellipsoid on the patient's left with a thick wall and an air-fluid level.
-    centre = (rng.uniform(0.18, 0.26) * body_a, rng.uniform(-5.0, -1.0), rng.uniform(-6.0, 6.0))
+
+def _paint_stomach(rng: np.random.Generator, scene: _Scene, body: _Body, liver: np.ndarray) -> _Stomach:
+    """A tilted ellipsoid on the patient's left with a thick layered wall and an air-fluid level."""
+    x, y, z = scene.x, scene.y, scene.z
+    centre = (rng.uniform(0.18, 0.26) * body.a, rng.uniform(-5.0, -1.0), rng.uniform(-6.0, 6.0))
     axes = (rng.uniform(13.0, 16.0), rng.uniform(9.5, 12.0), rng.uniform(26.0, 32.0))
     angle = rng.uniform(-0.4, 0.4)
     wall_mm = rng.uniform(3.6, 4.8)
     outer = _ellipsoid(x, y, z, centre, axes, angle)
     inner = _ellipsoid(x, y, z, centre, tuple(a - wall_mm for a in axes), angle)
     stomach, lumen = outer <= 1, inner <= 1
-    perigastric = (outer <= 1 + rng.uniform(2.0, 3.5) / np.mean(axes[:2])) & interior & ~liver
-    hu[perigastric] = -95.0  # the fat plane that outlines the stomach on real scans
+    perigastric = (outer <= 1 + rng.uniform(2.0, 3.5) / np.mean(axes[:2])) & body.interior & ~liver
+    scene.hu[perigastric] = -95.0  # the fat plane that outlines the stomach on real scans
     wall = stomach & ~lumen
-    hu[stomach] = 10.0  # fluid
+    scene.hu[stomach] = 10.0  # fluid
     air_level = centre[1] - rng.uniform(0.0, 0.5) * (axes[1] - wall_mm)
-    hu[lumen & (y < air_level)] = -980.0  # gas rises anteriorly in a supine patient
+    scene.hu[lumen & (y < air_level)] = -980.0  # gas rises anteriorly in a supine patient
     # Layered wall: enhancing mucosa inside, muscularis outside.
     depth = np.clip((1 - outer) * np.mean(axes[:2]) / wall_mm, 0, 1)  # 0 at serosa, 1 at mucosa
-    hu[wall] = (50.0 + 30.0 * depth)[wall]
+    scene.hu[wall] = (50.0 + 30.0 * depth)[wall]
+    return _Stomach(centre, axes, angle, wall_mm, outer, inner, wall)
 
-    # Tumour: an irregular blob centred on the wall, thickening it outwards and a little into the lumen.
-    radius, mean_hu, heterogeneity = tumour_parameters(r_ct)
+
+def _tumour_mask(rng: np.random.Generator, scene: _Scene, stomach: _Stomach, radius: float) -> np.ndarray:
+    """An irregular blob centred on the wall, thickening it outwards and a little into the lumen."""
+    centre, axes, wall_mm = stomach.centre, stomach.axes, stomach.wall_mm
+    # Centre: a random point at mid-wall depth on the stomach's surface, away from its poles.
     phi = rng.uniform(0, 2 * np.pi)
     t_z = centre[2] + rng.uniform(-0.35, 0.35) * axes[2]
     ring = np.sqrt(max(1 - ((t_z - centre[2]) / axes[2]) ** 2, 0.2))
     mid = 1 - wall_mm / 2 / min(axes[:2])
     px, py = axes[0] * ring * mid * np.cos(phi), axes[1] * ring * mid * np.sin(phi)
-    c, s = np.cos(angle), np.sin(angle)
+    c, s = np.cos(stomach.angle), np.sin(stomach.angle)
     t_c = (centre[0] + c * px - s * py, centre[1] + s * px + c * py, t_z)
-    dx, dy, dz = x - t_c[0], y - t_c[1], z - t_c[2]
+    # Shape: a sphere (a little longer along z) with low-order bumps on its surface.
+    dx, dy, dz = scene.x - t_c[0], scene.y - t_c[1], scene.z - t_c[2]
     theta, az = np.arctan2(np.hypot(dx, dy), dz), np.arctan2(dy, dx)
     bumps = sum(rng.uniform(0.04, 0.09) * np.sin(k * az + rng.uniform(0, 2 * np.pi))
                 * np.sin(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
     t_r = np.sqrt(dx**2 + dy**2 + (dz / 1.3) ** 2) / (radius * (1 + bumps))
-    tumour = (t_r <= 1) & (outer <= 1.12) & (inner >= 0.8)
-    texture = _smooth_noise(rng, shape, spacing, 1.2)
-    hu[tumour] = (mean_hu + heterogeneity * texture)[tumour]
+    return (t_r <= 1) & (stomach.outer <= 1.12) & (stomach.inner >= 0.8)
 
-    # Scanner: blur by the point-spread function, then correlated quantum noise.
-    image = sitk.GetImageFromArray(hu)
-    image.SetSpacing(spacing)
+
+def _paint_tumour_texture(rng: np.random.Generator, scene: _Scene, tumour: np.ndarray, mean_hu: float,
+                          heterogeneity: float) -> None:
+    """Tumour intensities: ``mean_hu`` plus smooth texture of standard deviation ``heterogeneity``."""
+    texture = _smooth_noise(rng, scene.shape, scene.spacing, 1.2)
+    scene.hu[tumour] = (mean_hu + heterogeneity * texture)[tumour]
+
+
+def _scan(rng: np.random.Generator, scene: _Scene) -> np.ndarray:
+    """The scanner: blur by the point-spread function, then correlated quantum noise; int16 HU."""
+    image = sitk.GetImageFromArray(scene.hu)
+    image.SetSpacing(scene.spacing)
     hu = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.4))
-    hu = hu + rng.uniform(9.0, 13.0) * _smooth_noise(rng, shape, spacing, 0.5)
-    hu = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+    noise_hu = rng.uniform(9.0, 13.0)
+    hu = hu + noise_hu * _smooth_noise(rng, scene.shape, scene.spacing, 0.5)
+    return np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
 
+
+def _label_map(shape, wall: np.ndarray, tumour: np.ndarray) -> np.ndarray:
+    """Labels from the exact geometry (not the blurred image); the tumour wins where it covers the wall."""
     labels = np.zeros(shape, dtype=np.uint8)
     labels[wall] = STOMACH
     labels[tumour] = TUMOUR
+    return labels
 
-    # A realistic, non-trivial scanner origin; identity direction keeps downstream tools simple.
-    origin = (round(rng.uniform(-220, -160), 1), round(rng.uniform(-260, -190), 1), round(rng.uniform(-520, -380), 1))
-    out = []
-    for array in (hu, labels):
-        img = sitk.GetImageFromArray(array)
-        img.SetSpacing(spacing)
-        img.SetOrigin(origin)
-        out.append(img)
-    truth = CtTruth(round(radius, 4), round(mean_hu, 4), round(heterogeneity, 4),
-                    int((labels == TUMOUR).sum()), int((labels == STOMACH).sum()))
-    return out[0], out[1], truth
+
+def _scanner_origin(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A realistic, non-trivial scanner origin in mm (rounded to 0.1 mm, as headers often are)."""
+    return (round(rng.uniform(-220, -160), 1), round(rng.uniform(-260, -190), 1), round(rng.uniform(-520, -380), 1))
+
+
+def _as_image(array: np.ndarray, spacing, origin) -> sitk.Image:
+    """A SimpleITK image on the CT grid; identity direction keeps downstream tools simple."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    return image
 
 
 def write_nifti(image: sitk.Image, path: str | os.PathLike) -> None:

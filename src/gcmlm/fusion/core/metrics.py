@@ -1,17 +1,28 @@
 """Performance metrics for binary risk models, each checked against a reference in the tests.
 
-AUC variance and paired comparisons follow DeLong et al. (1988) in the fast midrank form of
-Sun & Xu (2014); confidence intervals for proportions are Wilson intervals; calibration
-intercept and slope follow Van Calster et al. (2016): the slope is the coefficient of a
-logistic regression of the outcome on logit(p), the intercept ("calibration-in-the-large") is
-the intercept of a logistic regression with logit(p) as an offset. Net benefit follows
-Vickers & Elkin (2006).
+What comes from a library, and why the rest is written here:
+- Brier score: ``sklearn.metrics.brier_score_loss``. It sums the squared errors of both class
+  columns and halves the sum, so it can differ from mean((p - y)^2) in the last bit (< 1e-15).
+- Threshold sweep: ``sklearn.metrics.roc_curve`` (every distinct score as a "score >= cut" rule).
+  Specificity is taken back to counts, (negatives - false positives) / negatives, rather than
+  1 - FPR: the Youden sums then keep the exact floating-point values on which ties between cut-offs
+  are broken (the first, highest cut wins), so the chosen thresholds do not move.
+- Wilson interval: ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")`` (Newcombe's
+  algebra: equal to the textbook form within 1e-15; exactly 0 / 1 at k = 0 / k = n).
+- Written here, for want of a library equivalent among our dependencies: the DeLong variance and
+  paired test (DeLong et al. 1988, in the fast midrank form of Sun & Xu 2014; the AUC comes out of
+  the same components and equals ``roc_auc_score``), the logit-scale Wald interval around it, the
+  calibration intercept and slope (Van Calster et al. 2016: the slope is the coefficient of a
+  logistic regression of the outcome on logit(p), the intercept ("calibration-in-the-large") that
+  of a logistic regression with logit(p) as an offset; sklearn fits no offsets) and net benefit
+  (Vickers & Elkin 2006; ``dcurves`` is not a dependency).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+from sklearn.metrics import brier_score_loss, roc_curve
 
 EPS = 1e-12
 
@@ -51,18 +62,24 @@ def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     return aucs, s10 / v10.shape[1] + s01 / v01.shape[1]
 
 
-def auc_ci(y, score, level: float = 0.95) -> tuple[float, float, float, float]:
-    """AUC, DeLong standard error and a Wald interval on the logit scale (stays inside [0, 1])."""
-    aucs, cov = delong_covariance(y, score)
-    auc, var = float(aucs[0]), float(cov[0, 0])
-    se = float(np.sqrt(max(var, 0.0)))
-    z = stats.norm.ppf(0.5 + level / 2)
+def logit_wald_ci(auc: float, se: float, level: float = 0.95) -> tuple[float, float]:
+    """A Wald interval on the logit scale around an AUC with standard error ``se`` (stays inside
+    [0, 1]); the point itself when the AUC is 0 or 1 or the SE is 0."""
     if auc <= 0 or auc >= 1 or se == 0:
-        return auc, se, auc, auc
+        return auc, auc
+    z = stats.norm.ppf(0.5 + level / 2)
     logit = np.log(auc / (1 - auc))
     se_logit = se / (auc * (1 - auc))
     lo, hi = logit - z * se_logit, logit + z * se_logit
-    return auc, se, float(1 / (1 + np.exp(-lo))), float(1 / (1 + np.exp(-hi)))
+    return float(1 / (1 + np.exp(-lo))), float(1 / (1 + np.exp(-hi)))
+
+
+def auc_ci(y, score, level: float = 0.95) -> tuple[float, float, float, float]:
+    """AUC, DeLong standard error and a Wald interval on the logit scale."""
+    aucs, cov = delong_covariance(y, score)
+    auc, var = float(aucs[0]), float(cov[0, 0])
+    se = float(np.sqrt(max(var, 0.0)))
+    return (auc, se, *logit_wald_ci(auc, se, level))
 
 
 def delong_test(y, score_a, score_b) -> dict:
@@ -80,13 +97,11 @@ def delong_test(y, score_a, score_b) -> dict:
 
 
 def wilson_ci(successes: int, total: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a proportion (NaN when there is nothing to count: binomtest needs n > 0)."""
     if total == 0:
         return (float("nan"), float("nan"))
-    z = stats.norm.ppf(0.5 + level / 2)
-    p = successes / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    ci = stats.binomtest(int(successes), int(total)).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def threshold_metrics(y, score, threshold: float, with_ci: bool = False) -> dict:
@@ -114,12 +129,11 @@ def choose_threshold(y, score, rule: str = "youden") -> float:
     youden: maximises sensitivity + specificity - 1; sensNN / specNN: the highest threshold with
     sensitivity >= NN % (the lowest with specificity >= NN %).
     """
-    y = np.asarray(y).astype(bool)
-    score = np.asarray(score, dtype=float)
-    cuts = np.unique(score)[::-1]  # high to low: candidate "score >= cut" rules
-    pos, neg = y.sum(), (~y).sum()
-    sens = np.array([(score[y] >= c).sum() / pos for c in cuts])
-    spec = np.array([(score[~y] < c).sum() / neg for c in cuts])
+    y = np.asarray(y).astype(int)
+    fpr, sens, cuts = roc_curve(y, np.asarray(score, dtype=float), drop_intermediate=False)
+    fpr, sens, cuts = fpr[1:], sens[1:], cuts[1:]  # high to low: every distinct score; drop the +inf start
+    negatives = int((y == 0).sum())
+    spec = (negatives - np.rint(fpr * negatives)) / negatives  # from counts: see the module docstring
     if rule == "youden":
         return float(cuts[int(np.argmax(sens + spec - 1))])
     if rule.startswith("sens"):
@@ -132,7 +146,7 @@ def choose_threshold(y, score, rule: str = "youden") -> float:
 
 
 def brier(y, p) -> float:
-    return float(np.mean((np.asarray(p, dtype=float) - np.asarray(y, dtype=float)) ** 2))
+    return float(brier_score_loss(np.asarray(y, dtype=int), np.asarray(p, dtype=float), pos_label=1))
 
 
 def _logit(p) -> np.ndarray:
@@ -161,6 +175,11 @@ def calibration(y, p) -> dict:
     intercept = float(_logistic_fit(ones, y, offset=lp)[0])
     slope = float(_logistic_fit(np.column_stack([ones, lp]), y, offset=np.zeros(len(y)))[1])
     return {"calibration_intercept": intercept, "calibration_slope": slope}
+
+
+def decision_thresholds() -> np.ndarray:
+    """The threshold probabilities of the reports' decision curves: 0.01 to 0.80 by 0.01."""
+    return np.linspace(0.01, 0.8, 80)
 
 
 def net_benefit(y, p, thresholds) -> dict:

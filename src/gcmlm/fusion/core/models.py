@@ -7,7 +7,8 @@ refits all of it on each training fold: leakage is impossible by construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,14 +31,23 @@ CLASSIFIERS = ("logreg", "svm", "rf", "gb")
 PENALTIES = ("l1", "l2", "elasticnet")
 SELECTIONS = ("none", "l1", "anova", "mrmr")
 TUNING = ("full", "fast", "none")
+FUSION_MODELS = ("fused", "stacked")  # make_model's names for the models that combine modalities
+
+
+def fusion_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """(fusion model, single-modality model) pairs to compare, fused before stacked."""
+    singles = [n for n in names if n not in FUSION_MODELS]
+    return [(c, s) for c in FUSION_MODELS if c in names for s in singles]
 
 
 @dataclass
 class ModelConfig:
+    """How each candidate model is built and tuned; these defaults are fusion-train's."""
+
     classifier: str = "logreg"
     penalty: str = "l2"
     selection: str = "anova"
-    k_features: list[int] = field(default_factory=lambda: [10])
+    k_features: Sequence[int] = (10,)  # several values: tuned in the inner CV
     corr_threshold: float = 0.9
     combat_column: str | None = None
     class_weight: str | None = "balanced"

@@ -32,6 +32,11 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def auc_label(auc: float, ci95: list[float]) -> str:
+    """A model's legend entry on ROC plots: its AUC and 95 % CI to two decimals."""
+    return f"AUC {auc:.2f} [{ci95[0]:.2f}, {ci95[1]:.2f}]"
+
+
 def roc(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], aucs: dict[str, str], out_dir: Path,
         stem: str = "roc", title: str = "ROC") -> list[Path]:
     """``curves``: per model, one (y, score) pair per repeat; repeats are averaged on a common FPR grid."""
@@ -63,7 +68,7 @@ def calibration(preds: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path, 
 
 def decision_curve(preds: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path, stem: str = "decision_curve",
                    thresholds: np.ndarray | None = None) -> list[Path]:
-    thresholds = np.linspace(0.01, 0.8, 80) if thresholds is None else thresholds
+    thresholds = metrics.decision_thresholds() if thresholds is None else thresholds
     fig, ax = plt.subplots(figsize=(6, 4.5))
     nb, top = None, 0.05
     for name, (y, p) in preds.items():

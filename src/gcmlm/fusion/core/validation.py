@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import clone
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
 
 from gcmlm.common.progress import Progress
 from gcmlm.common.tables import PATIENT_ID
 from gcmlm.fusion.core import metrics
-from gcmlm.fusion.core.models import chosen_params, feature_weights, with_fixed_params
+from gcmlm.fusion.core.models import chosen_params, feature_weights, fusion_pairs, with_fixed_params
 
 log = logging.getLogger("gcmlm")
 
@@ -66,30 +65,23 @@ def nested_cv(table: pd.DataFrame, y: np.ndarray, factories: dict, *, outer_fold
     return CVResult(pd.concat(rows, ignore_index=True), pd.DataFrame(weights), params)
 
 
+REPEAT_METRICS = ("sensitivity", "specificity", "ppv", "npv", "brier", "calibration_intercept", "calibration_slope")
+
+
 def _repeat_metrics(part: pd.DataFrame) -> dict:
-    y, p = part["label"].to_numpy(), part["score"].to_numpy()
-    auc, se, lo, hi = metrics.auc_ci(y, p)
-    out = {"auc": auc, "auc_var": se**2}
-    counts = metrics.threshold_metrics(y, p, part["threshold"].to_numpy())
-    out.update({k: counts[k] for k in ("sensitivity", "specificity", "ppv", "npv")})
-    out["brier"] = metrics.brier(y, p)
-    out.update(metrics.calibration(y, p))
-    return out
+    """One repeat's pooled out-of-fold metrics, each fold's patients at that fold's own threshold."""
+    m = metrics.summary(part["label"].to_numpy(), part["score"].to_numpy(), part["threshold"].to_numpy())
+    return {"auc": m["auc"], "auc_var": m["auc_se"] ** 2, **{k: m[k] for k in REPEAT_METRICS}}
 
 
 def summarise(oof: pd.DataFrame) -> dict:
     """Per-model metrics from out-of-fold scores (see the module docstring for the aggregation)."""
     summary = {}
-    z = stats.norm.ppf(0.975)
     for name, part in oof.groupby("model", sort=False):
         per_repeat = [_repeat_metrics(r) for _, r in part.groupby("repeat")]
         mean = {k: float(np.mean([m[k] for m in per_repeat])) for k in per_repeat[0]}
         auc, se = mean["auc"], float(np.sqrt(mean.pop("auc_var")))
-        if 0 < auc < 1 and se > 0:
-            centre, half = np.log(auc / (1 - auc)), z * se / (auc * (1 - auc))
-            ci = [float(1 / (1 + np.exp(-(centre - half)))), float(1 / (1 + np.exp(-(centre + half))))]
-        else:
-            ci = [auc, auc]
+        ci = list(metrics.logit_wald_ci(auc, se))
         fold_aucs = [metrics.auc_ci(f["label"], f["score"])[0] for _, f in part.groupby(["repeat", "fold"])
                      if f["label"].nunique() == 2]
         summary[name] = {
@@ -102,22 +94,19 @@ def summarise(oof: pd.DataFrame) -> dict:
     return summary
 
 
-def compare(oof: pd.DataFrame, challengers=("fused", "stacked")) -> list[dict]:
+def compare(oof: pd.DataFrame) -> list[dict]:
     """DeLong tests of each fusion model against each single modality, per repeat."""
-    models = list(dict.fromkeys(oof["model"]))
-    singles = [m for m in models if m not in challengers]
     out = []
-    for challenger in [c for c in challengers if c in models]:
-        for single in singles:
-            tests = []
-            for _, rep in oof.groupby("repeat"):
-                a = rep[rep["model"] == challenger].set_index(PATIENT_ID)
-                b = rep[rep["model"] == single].set_index(PATIENT_ID).loc[a.index]
-                tests.append(metrics.delong_test(a["label"].to_numpy(), a["score"].to_numpy(), b["score"].to_numpy()))
-            out.append({"model": challenger, "versus": single,
-                        "auc_difference": float(np.mean([t["difference"] for t in tests])),
-                        "p_value": float(np.median([t["p_value"] for t in tests])),
-                        "p_values_per_repeat": [t["p_value"] for t in tests]})
+    for challenger, single in fusion_pairs(list(dict.fromkeys(oof["model"]))):
+        tests = []
+        for _, rep in oof.groupby("repeat"):
+            a = rep[rep["model"] == challenger].set_index(PATIENT_ID)
+            b = rep[rep["model"] == single].set_index(PATIENT_ID).loc[a.index]
+            tests.append(metrics.delong_test(a["label"].to_numpy(), a["score"].to_numpy(), b["score"].to_numpy()))
+        out.append({"model": challenger, "versus": single,
+                    "auc_difference": float(np.mean([t["difference"] for t in tests])),
+                    "p_value": float(np.median([t["p_value"] for t in tests])),
+                    "p_values_per_repeat": [t["p_value"] for t in tests]})
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gcmlm.common.errors import GcmlmError, one_line
+from gcmlm.common.errors import GcmlmError
 
 log = logging.getLogger("gcmlm")
 
@@ -64,13 +65,24 @@ class Encoder:
                 "feature_dim": self.dim}
 
 
+def import_timm():
+    """timm, imported without the FutureWarning its hrnet module triggers at import time (it
+    decorates a class with ``torch.jit.interface``, deprecated in recent PyTorch). The filter is
+    only for that import; timm is cached afterwards, so the warning cannot come back later."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.interface.* is deprecated", category=FutureWarning)
+        import timm
+        import timm.data
+
+    return timm
+
+
 class TruncatedResNet50(nn.Module):
     """CLAM's resnet50_trunc: ResNet-50 up to layer3 (1024 channels), then global average pooling."""
 
     def __init__(self):
         super().__init__()
-        import timm
-
+        timm = import_timm()
         self.trunk = timm.create_model("resnet50", pretrained=False, features_only=True, out_indices=(3,))
         self.pool = nn.AdaptiveAvgPool2d(1)
 
@@ -87,14 +99,14 @@ class _Builder:
 
 
 def _build_uni() -> nn.Module:
-    import timm
+    timm = import_timm()
 
     return timm.create_model("vit_large_patch16_224", img_size=224, patch_size=16, init_values=1e-5,
                              num_classes=0, dynamic_img_size=True)
 
 
 def _build_timm(name: str) -> nn.Module:
-    import timm
+    timm = import_timm()
 
     if not timm.is_model(name):
         known = ", ".join(sorted(BUILTIN))
@@ -103,9 +115,7 @@ def _build_timm(name: str) -> nn.Module:
 
 
 def _timm_transform(model: nn.Module) -> Transform:
-    import timm.data
-
-    cfg = timm.data.resolve_data_config({}, model=model)
+    cfg = import_timm().data.resolve_data_config({}, model=model)
     interp = cfg.get("interpolation", "bilinear")
     return Transform(int(cfg["input_size"][-1]), tuple(cfg["mean"]), tuple(cfg["std"]),
                      interp if interp in ("bilinear", "bicubic") else "bilinear")
@@ -152,9 +162,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle, zip and runtime errors alike
-        raise GcmlmError(f"not a loadable weights-only checkpoint ({one_line(exc)})", path) from None
+            with warnings.catch_warnings():  # the refusal below says all there is to say about a bad file
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises pickle, zip and runtime errors alike
+        # torch's own text advises weights_only=False, i.e. running pickled code from the file: never repeat it.
+        raise GcmlmError("not a loadable weights-only checkpoint (a PyTorch state dict or a safetensors file)",
+                         path) from None
     # Lightning/DeiT-style wrappers keep the weights one level down.
     if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
         inner = [state[k] for k in ("state_dict", "model") if isinstance(state.get(k), dict)]

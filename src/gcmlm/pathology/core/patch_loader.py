@@ -155,13 +155,23 @@ class PatchBatches(Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
+    def close(self) -> None:
+        """Close this process's file handle (workers' handles close with their processes)."""
+        self.slide.close()
+
     @property
     def reader(self) -> str:
         return "tiff-tiles" if isinstance(self.slide, TiffTileReader) else self.slide.backend
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor | GcmlmError]:
+        """The batch's indices and patches; a region that cannot be read gives its GcmlmError in
+        place of the patches, for the main process to raise (DataLoader would re-raise an error
+        from a worker as a multi-line traceback text)."""
         idx = self.batches[self.order[i]]
-        patches = read_patches(self.slide, self.coords[idx], self.plan)
+        try:
+            patches = read_patches(self.slide, self.coords[idx], self.plan)
+        except GcmlmError as exc:
+            return torch.from_numpy(idx), exc
         return torch.from_numpy(idx), torch.from_numpy(patches)
 
 

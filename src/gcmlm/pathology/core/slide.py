@@ -25,16 +25,18 @@ DataLoader workers or a multiprocessing pool; never share one handle between pro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gcmlm.common.errors import GcmlmError, one_line
+from gcmlm.common.errors import GcmlmError, one_line, require_file
 from gcmlm.common.manifest import slide_id as slide_id_of
 
 log = logging.getLogger("gcmlm")
@@ -214,12 +216,80 @@ def _tiff_mpp(path: Path) -> float | None:
 _BACKENDS = {"openslide": _OpenSlideBackend, "large_image": _LargeImageBackend}
 
 
+def truncated_tiles(path: Path) -> tuple[int, int, str] | None:
+    """For a TIFF whose tile (or strip) data runs past the end of the file: (unreadable, total,
+    where the first one lies, as "level-0 region x=..., y=..., W x H px"); None for a complete
+    TIFF or a file that is not a TIFF. Cheap: reads only the tile tables."""
+    try:
+        import tifffile
+
+        size = path.stat().st_size
+        with warnings.catch_warnings(), _quiet_reader_logs():  # tifffile logs what the error below says
+            warnings.simplefilter("ignore")
+            with tifffile.TiffFile(path) as tif:
+                width0 = tif.pages[0].imagewidth
+                bad, total, first = 0, 0, None
+                for page in tif.pages:
+                    ends = np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
+                    past = np.flatnonzero(ends > size)
+                    bad, total = bad + len(past), total + len(ends)
+                    if len(past) and first is None:
+                        first = _tile_region(page, int(past[0]), width0)
+    except Exception:  # not a TIFF (or no tile tables): nothing to say here
+        return None
+    return (bad, total, first) if bad else None
+
+
+def _tile_region(page, index: int, width0: int) -> str:
+    """Where tile (or strip) ``index`` of a TIFF ``page`` lies, in level-0 pixels."""
+    scale = width0 / max(page.imagewidth, 1)
+    tw = page.tilewidth if page.is_tiled else page.imagewidth
+    th = page.tilelength if page.is_tiled else page.rowsperstrip
+    across = max(1, -(-page.imagewidth // tw))
+    x, y = index % across * tw, index // across * th
+    return (f"level-0 region x={round(x * scale)}, y={round(y * scale)}, "
+            f"{round(tw * scale)} x {round(th * scale)} px")
+
+
+def _refuse_truncated(path: Path) -> None:
+    """The fallback reader paints tiles it cannot read (data past the end of a truncated file) as
+    blank pixels without a word; such a slide would give silently wrong patches, so refuse it."""
+    found = truncated_tiles(path)
+    if found:
+        bad, total, first = found
+        raise GcmlmError(f"truncated file: {bad} of {total} tiles lie past its end and cannot be read "
+                         f"(the first: {first})", path)
+
+
+# Readers' own loggers: they chat on first use (large-image: "Cannot use memcached for caching") and
+# describe what they cannot read, which _probe reports in its own one line.
+READER_LOGGERS = ("large_image", "tifftools", "tifffile")
+
+
+@contextlib.contextmanager
+def _quiet_reader_logs() -> Iterator[None]:
+    with contextlib.suppress(ImportError):
+        import large_image  # noqa: F401  (it sets its logger's level on import: import first, then quieten)
+    loggers = [logging.getLogger(name) for name in READER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _probe(path: Path) -> SlideMeta:
     """Metadata from the first backend that can open *and decode* the file."""
     reasons = []
     for name, backend in _BACKENDS.items():
+        if name == "large_image":
+            _refuse_truncated(path)
         try:
-            with warnings.catch_warnings():
+            quiet = _quiet_reader_logs() if name == "large_image" else contextlib.nullcontext()
+            with warnings.catch_warnings(), quiet:
                 warnings.simplefilter("ignore")
                 meta = backend.meta(path)
                 probe = backend(path)
@@ -239,11 +309,9 @@ def read_mpp_csv(path: str | os.PathLike) -> dict[str, float]:
     """Per-slide mpp table: columns ``slide_id`` (or ``slide``: a file name) and ``mpp``."""
     import csv
 
-    path = Path(path)
-    if not path.is_file():
-        raise GcmlmError("no such file", path)
+    path = require_file(path, "mpp CSV")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM is not part of a name
             rows = list(csv.DictReader(f))
     except (csv.Error, UnicodeDecodeError) as exc:
         raise GcmlmError(f"not a readable CSV ({exc})", path) from None
@@ -263,14 +331,20 @@ def read_mpp_csv(path: str | os.PathLike) -> dict[str, float]:
     return out
 
 
+def claim_slide_id(sid: str, seen: set[str], path: str | os.PathLike) -> None:
+    """Add ``sid`` to the IDs ``seen`` so far in a batch; an ID seen before is an error, since
+    outputs are named after slide IDs."""
+    if sid in seen:
+        raise GcmlmError(f"slide ID '{sid}' appears twice in the inputs", path)
+    seen.add(sid)
+
+
 class Slide:
     """A whole-slide image behind the reader interface described in the module docstring."""
 
     def __init__(self, path: str | os.PathLike, mpp: float | None = None,
                  mpp_table: dict[str, float] | None = None, _meta: SlideMeta | None = None):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise GcmlmError("no such file", self.path)
+        self.path = require_file(path, "slide file")
         self.slide_id = slide_id_of(self.path)
         self.meta = _meta or _probe(self.path)
         self.backend = self.meta.backend
@@ -287,7 +361,7 @@ class Slide:
     def _resolve_mpp(self, override, table) -> tuple[float | None, str | None]:
         if override is not None:
             if not PLAUSIBLE_MPP[0] < override <= PLAUSIBLE_MPP[1]:
-                raise GcmlmError(f"--mpp {override} is outside {PLAUSIBLE_MPP} um/px")
+                raise GcmlmError(f"{override} is outside {PLAUSIBLE_MPP} um/px", "--mpp")
             return float(override), "flag"
         if table and self.slide_id in table:
             return table[self.slide_id], "csv"

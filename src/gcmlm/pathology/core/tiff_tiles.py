@@ -21,6 +21,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from gcmlm.common.errors import GcmlmError, one_line
+
 log = logging.getLogger("gcmlm")
 
 VENDORS = ("generic-tiff", "aperio")
@@ -45,6 +47,13 @@ class TiffTileReader:
         state = dict(self.__dict__)
         state.update(_tif=None, _pid=None, _cache=OrderedDict(), _cached_bytes=0)
         return state
+
+    def close(self) -> None:
+        if self._tif is not None and self._pid == os.getpid():
+            self._tif.close()
+        self._tif, self._pid = None, None
+        self._cache.clear()
+        self._cached_bytes = 0
 
     def _page(self, level: int):
         import tifffile
@@ -76,6 +85,14 @@ class TiffTileReader:
             self._cached_bytes -= old.nbytes
         return tile
 
+    def _read_tile(self, page, level: int, index: int, location: tuple[int, int]) -> np.ndarray | None:
+        """``_tile``, with a tile that cannot be decoded as an error naming the slide and the region."""
+        try:
+            return self._tile(page, level, index)
+        except Exception as exc:  # imagecodecs and tifffile raise their own types; all mean "unreadable"
+            raise GcmlmError(f"cannot read region {tuple(int(v) for v in location)} level {level}: "
+                             f"{one_line(exc)}", self.path) from None
+
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int] | int) -> np.ndarray:
         w, h = (size, size) if isinstance(size, int | np.integer) else size
         page = self._page(level)
@@ -94,7 +111,7 @@ class TiffTileReader:
                 right, bottom = min((tx + 1) * tw, x0 + w, width), min((ty + 1) * th, y0 + h, height)
                 if right <= left or bottom <= top:
                     continue
-                tile = self._tile(page, level, ty * across + tx)
+                tile = self._read_tile(page, level, ty * across + tx, location)
                 if tile is None:
                     continue
                 out[top - y0:bottom - y0, left - x0:right - x0] = \

@@ -21,13 +21,16 @@ REF_PATCH_SIZE = 512  # CLAM's reference patch for a_t / a_h
 
 @dataclass
 class SegParams:
+    """Segmentation parameters; the defaults are CLAM's (create_patches_fp.py), which
+    ``gcmlm.pathology.core.presets.CLAM_DEFAULTS`` takes from here."""
+
     sthresh: int = 8
     sthresh_up: int = 255
     mthresh: int = 7
     close: int = 4
     use_otsu: bool = False
-    a_t: float = 100
-    a_h: float = 16
+    a_t: float = 100.0
+    a_h: float = 16.0
     max_n_holes: int = 8
     keep_ids: list[int] = field(default_factory=list)
     exclude_ids: list[int] = field(default_factory=list)
@@ -42,6 +45,8 @@ class Tissue:
     contours_seg: list[np.ndarray]  # (K, 1, 2) int32, segmentation-image pixels
     holes_seg: list[list[np.ndarray]]
     otsu_threshold: float | None = None
+    n_found: int = 0  # tissue contours the threshold found, before the a_t area filter
+    n_below_a_t: int = 0  # of those, dropped as smaller than a_t
 
     @property
     def contours(self) -> list[np.ndarray]:
@@ -110,11 +115,13 @@ def segment_tissue(rgb: np.ndarray, scale: tuple[float, float], params: SegParam
     ref_area = int(REF_PATCH_SIZE**2 / (scale[0] * scale[1]))
     contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     if hierarchy is None or not len(contours):
-        kept, holes = [], []
+        kept, holes, found = [], [], 0
     else:
+        found = int((hierarchy[0][:, 3] == -1).sum())  # contours without a parent: tissue, not holes
         kept, holes = _filter_contours(list(contours), hierarchy[0][:, 2:], params.a_t * ref_area,
                                        params.a_h * ref_area, int(params.max_n_holes))
     ids = set(params.keep_ids) if params.keep_ids else set(range(len(kept)))
     ids = sorted(i for i in ids - set(params.exclude_ids) if 0 <= i < len(kept))
     return Tissue(scale=tuple(scale), shape=binary.shape[:2], contours_seg=[kept[i] for i in ids],
-                  holes_seg=[holes[i] for i in ids], otsu_threshold=otsu)
+                  holes_seg=[holes[i] for i in ids], otsu_threshold=otsu, n_found=found,
+                  n_below_a_t=found - len(kept))

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from gcmlm.common.atomic import atomic_file
 from gcmlm.common.errors import GcmlmError, one_line
 
 # Suffixes SimpleITK reads as one volume file; a folder is read as a DICOM series.
@@ -68,10 +67,69 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None) -> tuple[
     if series_uid:
         raise GcmlmError("a series UID was given, but this is a volume file, not a DICOM folder", path)
     try:
-        image = sitk.ReadImage(str(path))
+        image = _quietly(sitk.ReadImage, str(path))  # ITK's warnings would be extra stderr lines
     except RuntimeError as exc:
         raise GcmlmError(f"cannot read {fmt} image ({_itk_reason(exc)})", path) from None
+    if fmt == "nifti":
+        check_nifti_complete(path, image)
     return image, ImageSource(str(path), fmt)
+
+
+def check_nifti_complete(path: Path, image: sitk.Image) -> None:
+    """Refuse a truncated NIfTI: ITK reads one silently, filling the missing voxels with whatever it finds."""
+    try:
+        dims = int(image.GetMetaData("dim[0]"))
+        voxels = int(np.prod([int(image.GetMetaData(f"dim[{i}]")) for i in range(1, dims + 1)]))
+        expected = int(float(image.GetMetaData("vox_offset"))) + voxels * int(image.GetMetaData("bitpix")) // 8
+    except (RuntimeError, ValueError):
+        return  # no header fields to check against (not expected from ITK's NIfTI reader)
+    if path.name.lower().endswith(".gz"):
+        found = _gzip_length(path)
+    else:
+        found = path.stat().st_size
+    if found is None or found < expected:
+        got = "a damaged or truncated gzip stream" if found is None else f"{found} bytes"
+        raise GcmlmError(f"truncated NIfTI image (the header needs {expected} bytes, the file holds {got})", path)
+
+
+def _gzip_length(path: Path) -> int | None:
+    """Uncompressed length of a gzip file (read through once), or None if the stream is damaged."""
+    import gzip
+    import zlib
+
+    total = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 22):
+                total += len(chunk)
+    except (EOFError, OSError, zlib.error):
+        return None
+    return total
+
+
+def check_orthonormal_direction(image: sitk.Image, path: str | os.PathLike, tolerance: float = GRID_TOLERANCE) -> None:
+    """Refuse an image whose direction cosines are not orthonormal (a sheared grid).
+
+    ITK keeps a MetaImage's or NRRD's sheared direction as it is (resampling then distorts the
+    volume, and the NIfTI writer rotates it), and for a NIfTI whose sform is sheared it silently
+    uses the qform, a different, rotated grid. Either way the voxels would land in other places.
+    """
+    matrices = [("direction", np.array(image.GetDirection()).reshape(image.GetDimension(), -1))]
+    if image.HasMetaDataKey("sform_code") and image.GetMetaData("sform_code").strip() not in ("0", ""):
+        try:
+            rows = [[float(v) for v in image.GetMetaData(f"srow_{axis}").split()[:3]] for axis in "xyz"]
+            matrices.append(("NIfTI sform", np.array(rows)))
+        except (RuntimeError, ValueError):
+            pass  # no readable sform: ITK used the qform, which is orthonormal by construction
+    for name, matrix in matrices:
+        norms = np.linalg.norm(matrix, axis=0)
+        if np.any(norms == 0):
+            raise GcmlmError(f"the {name} matrix is singular (a zero axis)", path)
+        cosines = matrix / norms
+        skew = float(np.max(np.abs(cosines.T @ cosines - np.eye(len(cosines)))))
+        if skew > tolerance:
+            raise GcmlmError(f"the {name} axes are not orthogonal (sheared grid; largest axis cosine {skew:.3g}); "
+                             "resample it onto an orthogonal grid first", path)
 
 
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) -> tuple[sitk.Image, ImageSource]:
@@ -225,17 +283,11 @@ def label_values(mask: sitk.Image) -> list[int]:
     return [int(v) for v in values if v != 0]
 
 
-def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
-    """Write atomically; the format follows the suffix (.nii.gz, .nii, .nrrd, .mha)."""
-    path = Path(path)
-    image_format(path)  # refuses a suffix we would not read back
-    with atomic_file(path) as tmp:
-        write_image_to(image, tmp, compress)
-    return path
-
-
 def write_image_to(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
-    """Plain write (no atomic rename), for callers that manage their own atomic outputs."""
+    """Write ``image`` (format from the suffix) with a one-line error on failure.
+
+    No atomic rename: callers write to a temporary name (``gcmlm.common.atomic.atomic_file``).
+    """
     try:
         sitk.WriteImage(image, str(path), useCompression=compress)
     except RuntimeError as exc:

@@ -13,12 +13,14 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.errors import GcmlmError, one_line
 
 ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 # The trainers' package folder, which holds the trainers (in __init__) and one re-export module:
@@ -101,7 +103,11 @@ def case_id_from_image(path: str | os.PathLike) -> str:
     return name[: -len(CT_SUFFIX)] if name.endswith(CT_SUFFIX) else name
 
 
-def select_device(choice: str = "auto", threads: int | None = None):
+DEVICES = ("auto", "cpu", "cuda", "mps")  # the choices select_device understands
+DEFAULT_DEVICE = "auto"
+
+
+def select_device(choice: str = DEFAULT_DEVICE, threads: int | None = None):
     """torch.device for ``auto|cpu|cuda|mps``, with nnU-Net's thread settings unless ``threads`` is given."""
     import torch
 
@@ -145,10 +151,8 @@ def open_model(model: str | os.PathLike, configuration: str | None = None) -> It
         raise GcmlmError("no such model zip or results folder", model)
     with contextlib.ExitStack() as stack:
         if model.is_file():
-            if not zipfile.is_zipfile(model):
-                raise GcmlmError("not a zip file (expected an nnU-Net model zip from nnUNetv2_export_model_to_zip)", model)
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gcmlm-nnunet-model-")))
-            with zipfile.ZipFile(model) as archive:
+            with open_zip(model) as archive:
                 _safe_extract(archive, root, model)
         else:
             root = model
@@ -164,12 +168,113 @@ def open_model(model: str | os.PathLike, configuration: str | None = None) -> It
         yield candidates[0]
 
 
+# A model zip is untrusted input: bound what extraction may write (nnU-Net's own zips of a few folds
+# are well below this), and refuse members that could land outside the extraction folder.
+MAX_UNPACKED_BYTES = 20 * 1024**3
+MAX_MEMBERS = 10_000
+
+
+@contextlib.contextmanager
+def open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    """The model zip at ``path``; not a zip, or a truncated one, is a one-line error."""
+    if not zipfile.is_zipfile(path):
+        raise GcmlmError("not a zip file (expected an nnU-Net model zip from nnUNetv2_export_model_to_zip)", path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GcmlmError(f"not a readable zip file ({one_line(exc)})", path) from None
+    with archive:
+        yield archive
+
+
 def _safe_extract(archive: zipfile.ZipFile, root: Path, source: Path) -> None:
-    for member in archive.namelist():
-        target = (root / member).resolve()
-        if not target.is_relative_to(root.resolve()):
-            raise GcmlmError(f"zip member '{member}' points outside the archive", source)
-    archive.extractall(root)
+    """Extract ``archive`` into ``root`` after refusing anything that could escape it or fill the disk.
+
+    Refused: absolute names, ``..`` parts, symbolic links (zip external attributes), encrypted
+    members, more than :data:`MAX_MEMBERS` members or more than :data:`MAX_UNPACKED_BYTES` unpacked.
+    A corrupt member (bad CRC, truncated data) is a one-line error too.
+    """
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise GcmlmError(f"zip holds {len(members)} members (at most {MAX_MEMBERS}); not an nnU-Net model zip", source)
+    total = 0
+    for info in members:
+        _check_member(info, source)
+        total += info.file_size
+    if total > MAX_UNPACKED_BYTES:
+        raise GcmlmError(f"zip would unpack to {total / 1024**3:.1f} GiB (at most "
+                         f"{MAX_UNPACKED_BYTES / 1024**3:.0f}); not an nnU-Net model zip", source)
+    try:
+        archive.extractall(root)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
+        raise GcmlmError(f"cannot unpack the model zip ({one_line(exc)})", source) from None
+
+
+def _check_member(info: zipfile.ZipInfo, source: Path) -> None:
+    name = info.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+        raise GcmlmError(f"zip member '{name}' points outside the archive", source)
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise GcmlmError(f"zip member '{name}' is a symbolic link; a model zip holds plain files only", source)
+    if info.flag_bits & 0x1:
+        raise GcmlmError(f"zip member '{name}' is encrypted", source)
+
+
+# Modules nnU-Net may import by the names in plans.json (it calls pydoc.locate on them, then the
+# class): the network architectures and torch's layers, nothing a crafted plans file could abuse.
+ARCHITECTURE_MODULES = ("dynamic_network_architectures.",)
+ARCHITECTURE_IMPORT_MODULES = ("torch.nn.",)
+
+
+def verify_plans(model_dir: Path) -> None:
+    """Refuse a model's plans.json whose architecture names code outside the network packages."""
+    plans_file = model_dir / "plans.json"
+    plans = read_json(plans_file)
+    configurations = plans.get("configurations") if isinstance(plans, dict) else None
+    if not isinstance(configurations, dict):
+        raise GcmlmError("not nnU-Net plans (no configurations)", plans_file)
+    for name, config in configurations.items():
+        architecture = config.get("architecture") if isinstance(config, dict) else None
+        if not isinstance(architecture, dict):
+            continue  # a configuration that inherits its architecture from another
+        names = [(architecture.get("network_class_name"), ARCHITECTURE_MODULES)]
+        kwargs = architecture.get("arch_kwargs") or {}
+        names += [(kwargs.get(key), ARCHITECTURE_IMPORT_MODULES) for key in architecture.get("_kw_requires_import", [])
+                  if isinstance(kwargs, dict) and kwargs.get(key) is not None]
+        for value, allowed in names:
+            if not isinstance(value, str) or not value.startswith(allowed):
+                raise GcmlmError(f"configuration {name} names the class {value!r}, outside "
+                                 f"{', '.join(m.rstrip('.') for m in allowed)}; refusing to import it", plans_file)
+
+
+def verify_checkpoints(model_dir: Path, folds: list[str], checkpoint: str) -> None:
+    """Refuse a checkpoint that is more than data before nnU-Net unpickles it without restriction.
+
+    nnU-Net loads checkpoints with ``torch.load(weights_only=False)``, which runs any code pickled
+    into the file. Loading first with ``weights_only=True`` (tensors, numbers, strings and plain
+    containers only) refuses such a file without running anything; nnU-Net's own checkpoints pass.
+    """
+    import pickle
+
+    import torch
+
+    for fold in folds:
+        path = model_dir / f"fold_{fold}" / checkpoint
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise GcmlmError(f"fold_{fold}/{checkpoint} holds more than weights (pickled Python objects "
+                             "that loading would run); refusing an untrusted checkpoint", model_dir) from None
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+            raise GcmlmError(f"fold_{fold}/{checkpoint} is not a readable checkpoint ({one_line(exc)})",
+                             model_dir) from None
+        missing = [k for k in ("network_weights", "trainer_name", "init_args") if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise GcmlmError(f"fold_{fold}/{checkpoint} is not an nnU-Net checkpoint (no {', '.join(missing)})",
+                             model_dir)
 
 
 def export_model_zip(results: Path, dataset: str, trainer: str, plans: str, configuration: str,
