@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # CWL tests run the tools from the virtual environment (no containers) unless told otherwise.
 CWL_ARGS ?= --no-container
 
-.PHONY: setup demo test test-containers test-cluster lint images bench clean help
+.PHONY: setup demo test test-containers test-cluster lint lint-galaxy galaxy images bench clean help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,7 +36,7 @@ setup: $(STAMP) ## create .venv and install pinned dependencies
 demo: setup ## build the demo cohort and run the full workflow on it with cwltool
 	bash scripts/demo.sh $(DEMO_OUT)
 
-test: setup ## unit tests, CWL validation and CWL tests (tools run from .venv)
+test: setup lint-galaxy ## unit tests (Galaxy wrappers: drift, planemo lint, execution), CWL validation and CWL tests (tools run from .venv)
 	$(PY) -m pytest tests tools workflows --ignore=tests/cluster --ignore=tests/containers $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
 
 test-containers: setup ## build the images, run every tool's CWL tests inside its image, then the demo in containers
@@ -47,9 +47,25 @@ lint: setup ## ruff, CWL validation (cwltool --enable-ext --validate, zero warni
 	$(PY) -m pytest tests/unit/test_cwl_valid.py -q -p no:cacheprovider
 	$(VENV)/bin/hadolint $(DOCKERFILES)
 
-images: setup ## build every stage image with podman (or docker)
-	bash scripts/setup-podman.sh
+images: setup ## build every stage image with your podman or docker (changes nothing on the host)
 	bash containers/build.sh
+
+galaxy: setup ## regenerate the Galaxy wrappers tools/<stage>/<stage>.xml from the option contract
+	$(PY) -m gcmlm.galaxy
+
+# planemo in its own environment (its many dependencies must not move the pinned .venv).
+PLANEMO_VENV ?= .venv-planemo
+PLANEMO_STAMP := $(PLANEMO_VENV)/.installed-$(shell cat constraints-galaxy.txt | sha1sum | cut -c1-12)
+
+$(PLANEMO_STAMP): constraints-galaxy.txt
+	$(PYTHON) -m venv $(PLANEMO_VENV)
+	echo '*' > $(PLANEMO_VENV)/.gitignore
+	$(PLANEMO_VENV)/bin/pip install -q -c constraints-galaxy.txt planemo
+	rm -f $(PLANEMO_VENV)/.installed-*
+	touch $@
+
+lint-galaxy: $(PLANEMO_STAMP) ## planemo lint on every Galaxy wrapper, failing on any warning
+	$(PLANEMO_VENV)/bin/planemo lint --fail_level warn tools/*/*.xml
 
 test-cluster: setup ## Toil and a local one-node Slurm cluster (needs root; installs slurm-wlm + munge)
 	bash .ci/cluster.sh $(PYTEST_ARGS)

@@ -14,8 +14,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$SECONDS
 stamp() { echo "ci containers: $1 at $((SECONDS - start)) s"; }
 
+# The CI machine's podman setup (installs podman, runc, debootstrap; our containers.conf with host
+# networking): here only, never in `make images`, which uses whatever engine the user has.
 bash scripts/setup-podman.sh
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/containers/containers.conf}"
+# No bridge networking in the sandbox: builds share the host's network and CA store.
+export GCMLM_ENGINE_ARGS="${GCMLM_ENGINE_ARGS:---network host --volume /etc/ssl/certs:/etc/ssl/certs:ro}"
 if [[ -z ${GCMLM_WHEELS:-} && -d /opt/pypi-more/files ]]; then export GCMLM_WHEELS=/opt/pypi-more/files; fi
 export PATH="$PWD/.venv/bin:$PATH"
 # A test whose image is missing fails instead of skipping.

@@ -16,6 +16,8 @@
 #   GCMLM_LOCAL_BASE=1     build the bases here instead (debootstrap + PyPI's torch wheels); also
 #                          chosen when the default bases are absent and no registry answers
 #   GCMLM_WHEELS=DIR       a local wheel folder pip may take wheels from (podman only)
+#   GCMLM_ENGINE_ARGS      extra build arguments (CI: --network host and the host's CA store)
+#   CONTAINERS_CONF        podman's configuration; unset: the user's own (CI sets containers/containers.conf)
 #   REGISTRY=ghcr.io/gcmlm image name prefix
 set -euo pipefail
 
@@ -42,28 +44,42 @@ log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'containers/build.sh: error: %s\n' "$*" >&2; exit 1; }
 
 # --- engine -------------------------------------------------------------------------------------
+# The user's own podman or docker, with the user's own configuration (rootless podman included):
+# nothing here changes the host. CI's sandbox settings (containers/containers.conf, host network,
+# the host's CA store) come from .ci/containers.sh through CONTAINERS_CONF and GCMLM_ENGINE_ARGS.
 engine_args=()
+engine_problem() {  # why neither engine works, exactly
+  local why=()
+  if command -v podman >/dev/null; then
+    why+=("podman is installed but \`podman info\` fails: $(podman info 2>&1 | tail -1)")
+  else
+    why+=("podman is not installed")
+  fi
+  if ! command -v docker >/dev/null; then
+    why+=("docker is not installed")
+  elif ! docker info >/dev/null 2>&1; then
+    why+=("docker is installed but its daemon does not answer (is it running, and may $(id -un) use it?)")
+  fi
+  printf '%s; ' "${why[@]}"
+}
 pick_engine() {
   if [[ -z ${ENGINE:-} ]]; then
-    if command -v podman >/dev/null && \
-       CONTAINERS_CONF="${CONTAINERS_CONF:-$repo/containers/containers.conf}" podman info >/dev/null 2>&1; then
+    if command -v podman >/dev/null && podman info >/dev/null 2>&1; then
       ENGINE=podman
     elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
       ENGINE=docker
     else
-      die "neither podman nor a running docker works here; run scripts/setup-podman.sh"
+      die "no container engine works: $(engine_problem)install podman (rootless is fine) or docker, or set ENGINE"
     fi
   fi
-  if [[ $ENGINE == podman ]]; then
-    export CONTAINERS_CONF="${CONTAINERS_CONF:-$repo/containers/containers.conf}"
-    # Host network (no bridge in sandboxes) and the host's CA store, so pip reaches PyPI through
-    # whatever TLS setup the host has.
-    # docker format: the OCI config has no SHELL, and the Dockerfiles rely on bash -o pipefail.
-    engine_args+=(--format docker --network host --volume /etc/ssl/certs:/etc/ssl/certs:ro)
-    if [[ -n ${GCMLM_WHEELS:-} ]]; then
-      [[ -d $GCMLM_WHEELS ]] || die "GCMLM_WHEELS=$GCMLM_WHEELS is not a folder"
-      engine_args+=(--volume "$GCMLM_WHEELS:/wheels:ro" --build-arg PIP_FIND_LINKS=/wheels)
-    fi
+  # docker format under podman: the OCI config has no SHELL, and the Dockerfiles rely on bash -o pipefail.
+  [[ $ENGINE != podman ]] || engine_args+=(--format docker)
+  read -r -a extra_args <<<"${GCMLM_ENGINE_ARGS:-}"
+  engine_args+=("${extra_args[@]}")
+  if [[ -n ${GCMLM_WHEELS:-} ]]; then
+    [[ $ENGINE == podman ]] || die "GCMLM_WHEELS needs podman (build-time volumes)"
+    [[ -d $GCMLM_WHEELS ]] || die "GCMLM_WHEELS=$GCMLM_WHEELS is not a folder"
+    engine_args+=(--volume "$GCMLM_WHEELS:/wheels:ro" --build-arg PIP_FIND_LINKS=/wheels)
   fi
   log "engine: $ENGINE ($($ENGINE --version))"
 }
@@ -188,6 +204,9 @@ for stage in "${wanted[@]}"; do
     --build-arg VERSION="$version" --build-arg REVISION="$rev"
 done
 
-# Layers replaced by this build are no longer tagged: drop them so the disk does not fill up.
-"$ENGINE" image prune --force >/dev/null
+# Our images replaced by this build are no longer tagged: drop them (only ours: dangling images whose
+# title label is gcmlm-*), so the disk does not fill up and nobody else's images are touched.
+mapfile -t stale < <("$ENGINE" images --filter dangling=true --format '{{.ID}} {{index .Labels "org.opencontainers.image.title"}}' \
+  | awk '$2 ~ /^gcmlm-/ {print $1}' | sort -u)
+if ((${#stale[@]})); then "$ENGINE" rmi "${stale[@]}" >/dev/null 2>&1 || log "could not remove ${#stale[@]} stale image(s)"; fi
 log "done: ${#wanted[@]} stage image(s) in $((SECONDS - t_start)) s"

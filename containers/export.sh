@@ -41,7 +41,6 @@ fi
 if [[ -z ${ENGINE:-} ]]; then
   if command -v podman >/dev/null; then ENGINE=podman; else ENGINE=docker; fi
 fi
-[[ $ENGINE != podman ]] || export CONTAINERS_CONF="${CONTAINERS_CONF:-$repo/containers/containers.conf}"
 
 # cwltool --singularity looks for this file name in CWL_SINGULARITY_CACHE (cwl-utils' escaping:
 # "_" -> "___", "/" -> "_s_").

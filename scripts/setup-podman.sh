@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install podman (and debootstrap for local base images) and point it at our containers.conf.
-# Idempotent: installs only what is missing. Used by `make images`, `make test-containers` and CI.
+# Idempotent: installs only what is missing. CI only (.ci/containers.sh, so `make test-containers`);
+# `make images` does not run it: it changes the host (packages, a containers.conf with host networking).
 # Callers set CONTAINERS_CONF=containers/containers.conf themselves (containers/build.sh, .ci/containers.sh).
 set -euo pipefail
 _gcmlm_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -68,9 +68,9 @@ inputs:
   tiling_preset:
     type: string?
     doc: CLAM preset name (bwh_biopsy, bwh_resection, tcga)
-  tiling_preset_csv:
+  preset_csv:
     type: File?
-    doc: a CLAM preset CSV; wins over tiling_preset
+    doc: a CLAM preset CSV (tiling); wins over tiling_preset
   patch_size:
     type: int?
   step_size:
@@ -174,7 +174,7 @@ steps:
       slide_map: slide_map
       use_gpu: use_gpu
       preset: tiling_preset
-      preset_csv: tiling_preset_csv
+      preset_csv: preset_csv
       patch_size: patch_size
       step_size: step_size
       mag: mag

@@ -149,12 +149,21 @@ IO_KINDS: dict[str, dict[str, IoKind]] = {
         "--features": IN_FILE, "--slide-map": IN_FILE,
         "--out": OUT_FILE, "--report": OUT_FILE, "--slide-table": OUT_FILE,
     },
+    "mil-train": {
+        "--features": IN_FILE, "--slide-map": IN_FILE, "--labels": IN_FILE, "--label": V, "--out": OUT_DIR,
+    },
+    "mil-predict": {
+        "--model": IN_DIR, "--features": IN_FILE, "--slide-map": IN_FILE,
+        "--out": OUT_FILE, "--slide-out": OUT_FILE, "--attention-dir": OUT_DIR,
+    },
+    "mil-heatmap": {"--attention": IN_FILE, "--slide": IN_FILE, "--out": OUT_FILE, "--geojson": OUT_FILE},
     "fusion-merge": {"--tables": IN_FILE, "--out": OUT_FILE, "--report": OUT_FILE},
     "fusion-train": {"--table": IN_FILE, "--label": V, "--combat-column": V, "--out": OUT_DIR},
     "fusion-evaluate": {
         "--model": IN_FILE_OR_DIR, "--names": V, "--table": IN_FILE, "--label": V, "--out": OUT_DIR,
     },
     "fusion-predict": {"--model": IN_FILE_OR_DIR, "--name": V, "--table": IN_FILE, "--out": OUT_FILE},
+    "run-report": {"--results": IN_DIR, "--out": OUT_FILE, "--manifest": IN_FILE, "--labels": IN_FILE, "--title": V},
     "demo-cohort": {"--out": OUT_DIR},
 }
 

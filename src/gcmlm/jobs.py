@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ import yaml
 from gcmlm.common.atomic import write_text
 from gcmlm.common.errors import GcmlmError
 from gcmlm.common.manifest import read_manifest, rows_of_kind
+
+log = logging.getLogger("gcmlm")
 
 PROG = "gcmlm jobs"
 SUMMARY = "Write a CWL job file for a workflow (workflows/*.cwl) from a cohort manifest."
@@ -355,7 +358,23 @@ def gc_mlm_job(args: argparse.Namespace, job_dir: Path) -> dict:
     job = radiology_part(rows["ct"], args.model, job_dir, ("ct_images", "ct_patient_ids", "nnunet_model"))
     job.update(pathology_part(rows["slide"], args.manifest, job_dir))
     job["clinical"] = cwl_path(args.clinical, job_dir)
+    labels = report_labels(rows["ct"])
+    if labels:
+        job["ct_labels"] = [cwl_path(path, job_dir) for path in labels]
     return job
+
+
+def report_labels(cts: list[dict]) -> list[str]:
+    """The manifest's CT label maps for the run report, which matches them to masks by file name
+    (<patient_id>.nii.gz); a label named otherwise is left out, with a warning."""
+    named, other = [], []
+    for row in cts:
+        if row["label"]:
+            (named if Path(row["label"]).name == f"{row['patient_id']}.nii.gz" else other).append(row)
+    if other:
+        log.warning("%d CT label map(s) are not named <patient_id>.nii.gz (e.g. %s): the run report shows no "
+                    "mask/label agreement for them", len(other), Path(other[0]["label"]).name)
+    return [row["label"] for row in named]
 
 
 BUILDERS = {

@@ -77,7 +77,8 @@ def workflow_reference(workflow_cwltool_run) -> dict:
 def test_workflow_provenance_bag_holds_the_run(workflow_cwltool_run):
     outputs, bag = workflow_cwltool_run
     stored = check_provenance_bag(bag, steps=("radiology", "pathology", "fusion"))
-    assert {sha1(f["path"]) for f in (outputs["cv_metrics"], outputs["cv_report"])} <= stored
+    model = Path(outputs["fusion_outputs"]["path"]) / "model"
+    assert {sha1(model / "metrics.json"), sha1(model / "report.html")} <= stored
 
 
 @pytest.mark.slow

@@ -8,8 +8,9 @@ from gcmlm.stages import STAGES
 
 EXPECTED = [
     "ct-preprocess", "nnunet-dataset", "nnunet-plan", "nnunet-train", "nnunet-predict",
-    "radiomics-extract", "wsi-tile", "patch-embed", "slide-pool", "fusion-merge", "fusion-train",
-    "fusion-evaluate", "fusion-predict", "demo-cohort",
+    "radiomics-extract", "wsi-tile", "patch-embed", "slide-pool", "mil-train", "mil-predict", "mil-heatmap",
+    "fusion-merge", "fusion-train",
+    "fusion-evaluate", "fusion-predict", "run-report", "demo-cohort",
 ]
 
 

@@ -25,19 +25,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gcmlm import galaxy
 from gcmlm.contract import IO_KINDS, VALUE_TYPES, IoKind, Option, StageContract, ValueType, stage_contract
 from gcmlm.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_STAGES = "*"
 
-# Options a tool deliberately does not expose.
-NOT_EXPOSED = {
-    (ALL_STAGES, "--verbose"): "log level of the CLI; a tool logs at the default level",
-    (ALL_STAGES, "--quiet"): "log level of the CLI; a tool logs at the default level",
-    ("patch-embed", "--force"): "a CWL step always writes a fresh output folder, so there is nothing to resume",
-    ("nnunet-train", "--results"): "nnU-Net's working folder; the tool's product is the model zip",
-}
+# Options a tool deliberately does not expose: one table for the CWL tools and the Galaxy wrappers.
+NOT_EXPOSED = galaxy.NOT_EXPOSED
+assert galaxy.ALL == ALL_STAGES
 
 # Input options a tool binds through an expression instead of a plain `prefix: <flag>` input.
 COMPUTED = {
@@ -201,3 +198,12 @@ def test_signatures():
     assert cwl_signature(["null", "File", "Directory"]) == (True, "Directory|File")
     assert cwl_signature({"type": "array", "items": {"type": "enum", "symbols": ["a", "b"]}}) == (False, "array<enum(a,b)>")
     assert cwl_signature(["null", {"type": "enum", "symbols": ["x"]}]) == (True, "enum(x)")
+
+
+@pytest.mark.parametrize("stage", [s.name for s in STAGES])
+def test_software_requirement_names_the_pinned_versions(stage):
+    """The CWL tool's SoftwareRequirement is gcmlm's version and constraints.txt's pins (as the Galaxy wrapper's)."""
+    packages = load_tool(stage)["hints"]["SoftwareRequirement"]["packages"]
+    found = {name: spec.get("version") for name, spec in packages.items()}
+    assert found == {name: [version] for name, version in galaxy.requirements(stage)}, (
+        f"tools/{stage}/{stage}.cwl: SoftwareRequirement differs from constraints.txt: run `make galaxy`")

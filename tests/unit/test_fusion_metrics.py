@@ -138,3 +138,46 @@ def test_curve_files_are_byte_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / run)], check=True)
     for name in ("roc.png", "roc.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_spec_rule_with_the_top_score_shared_by_many_negatives():
+    """More than 10 % of negatives tie at the top score (a random forest's 1.0): no observed score
+    reaches 90 % specificity, so the cut-off lies just above every score (nobody high risk)."""
+    y = np.array([0] * 10 + [1] * 5)
+    s = np.array([1.0, 1.0, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1, 0.0, 0.0, 1.0, 1.0, 0.9, 0.5, 0.4])
+    cut = metrics.choose_threshold(y, s, "spec90")
+    assert cut > 1.0 and cut == np.nextafter(1.0, 2.0)
+    assert ((s[y == 0] < cut).mean()) >= 0.9
+    # ties below the top score: the cut-off is the lowest score whose whole tie group still leaves
+    # 90 % of negatives below it (0.9 holds two negatives: specificity 8/10 there, 10/10 at 0.95)
+    y2 = np.array([0] * 10 + [1] * 4)
+    s2 = np.array([0.9, 0.9, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1, 0.0, 0.0, 0.95, 0.9, 0.3, 0.1])
+    assert metrics.choose_threshold(y2, s2, "spec90") == pytest.approx(0.95)
+    s3 = s2.copy()
+    s3[1] = 0.3  # one negative at 0.9: specificity 9/10 at 0.9 is enough
+    assert metrics.choose_threshold(y2, s3, "spec90") == pytest.approx(0.9)
+
+
+def test_calibration_of_constant_scores_is_not_estimable():
+    y = np.array([1, 0, 1, 0, 0, 1])
+    got = metrics.calibration(y, np.full(6, 0.5))  # what gradient boosting gives on a tiny fold
+    assert np.isnan(got["calibration_slope"]) and np.isnan(got["calibration_intercept"])
+    assert got["calibration_not_estimable"] == "every patient has the same score"
+
+
+@pytest.mark.parametrize("scores", [[0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1],
+                                    [0.1, 0.2, 0.5, 0.5, 0.8, 0.9], [1e-12, 1e-12, 1e-12, 1.0, 1.0, 1.0]])
+def test_calibration_of_separating_scores_is_not_estimable(scores):
+    y = np.array([0, 0, 0, 1, 1, 1])
+    got = metrics.calibration(y, np.array(scores))
+    assert np.isnan(got["calibration_slope"])
+    assert got["calibration_not_estimable"] == "the scores separate the outcomes completely"
+    summary = metrics.summary(y, np.array(scores), 0.5)  # the whole metric set goes on
+    assert summary["calibration_not_estimable"] and np.isfinite(summary["auc"])
+
+
+def test_calibration_estimable_says_so():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.95, 200)
+    y = (rng.uniform(size=200) < p).astype(int)
+    assert metrics.calibration(y, p)["calibration_not_estimable"] is None

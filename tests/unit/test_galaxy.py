@@ -62,6 +62,7 @@ class Dataset:
 
     def __init__(self, path: Path | None, ext: str = "data"):
         self.path, self.ext = path, ext
+        self.element_identifier = path.name if path is not None else "None"  # Galaxy: the name at upload
 
     def __str__(self) -> str:
         return str(self.path) if self.path is not None else "None"
@@ -101,7 +102,8 @@ def namespace(tool: ET.Element, test: ET.Element, test_data: Path, work: Path) -
 
 def render(tool: ET.Element, values: dict) -> str:
     text = tool.find("command").text
-    return str(Template(text, searchList=[values]))
+    # Galaxy (tools/evaluation.py) turns the rendered command into one line: newlines become spaces.
+    return str(Template(text, searchList=[values])).replace("\n", " ").replace("\r", "").strip()
 
 
 def _check_output(name: str, expected: ET.Element, path: Path) -> list[str]:

@@ -32,6 +32,9 @@ def test_gc_mlm_job_lists_every_ct_and_slide_relative_to_the_job(demo_cohort, tm
     assert len(slides) == 13 and all(p.is_file() and p.parent == demo_cohort / "slides" for p in slides)
     assert not any(f["path"].startswith("/") for f in job["ct_images"] + job["slides"])  # the folder can move
     assert job["use_gpu"] is False and job["spacing"] == [1.6, 1.6, 2.5]
+    # the manifest's label maps go to the run report (matched to masks by <patient_id>.nii.gz)
+    assert _paths(job, "ct_labels", out.parent) == [demo_cohort / "labels" / f"{p}.nii.gz"
+                                                    for p in job["ct_patient_ids"]]
 
 
 def test_training_job_takes_labelled_cts_and_names_what_is_missing(demo_cohort, tmp_path, capsys):

@@ -338,3 +338,27 @@ def test_python_api_runs_the_branch_like_the_cli(cmu, tmp_path, monkeypatch):
 
     write_patient_table(pooled.patients, "api_table.csv")
     assert (tmp_path / "api_table.csv").read_bytes() == (tmp_path / "cli" / "table.csv").read_bytes()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_undecodable_tile_is_an_error_naming_slide_and_region(tmp_path, capsys, checkpoint, workers):
+    """A damaged tile is never embedded as a blank patch: one line naming the slide and the region,
+    also when a reader worker process meets it."""
+    import tifffile
+
+    from gcmlm.demo.core.wsi import write_synthetic_slide
+
+    slide = tmp_path / "damaged.tiff"
+    write_synthetic_slide(slide, 1024, 768, mpp=0.5, seed=2)
+    data = bytearray(slide.read_bytes())
+    with tifffile.TiffFile(slide) as tif:
+        page = tif.pages[0]
+        index = 1 * (1024 // page.tilewidth) + 2  # the tile at level-0 (512, 256)
+        offset, count = page.dataoffsets[index], page.databytecounts[index]
+    data[offset + 40:offset + count] = np.random.default_rng(0).bytes(count - 40)
+    slide.write_bytes(bytes(data))
+    cfile = clam_coords(tmp_path / "damaged.h5", [(512, 256)], 256)
+    assert embed(slide, cfile, tmp_path / "out", checkpoint, "--num-workers", str(workers)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"gcmlm patch-embed: error: {slide}: cannot read region (512, 256) level 0")
+    assert not (tmp_path / "out").exists()

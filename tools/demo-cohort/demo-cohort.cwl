@@ -27,12 +27,13 @@ hints:
     packages:
       gcmlm:
         version: ["0.1.0"]
+        specs: ["https://github.com/gcmlm/gcmlm"]
       SimpleITK:
+        version: ["2.5.7"]
         specs: ["https://pypi.org/project/SimpleITK/"]
       tifffile:
+        version: ["2026.3.3"]
         specs: ["https://pypi.org/project/tifffile/"]
-      imagecodecs:
-        specs: ["https://pypi.org/project/imagecodecs/"]
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024

@@ -22,10 +22,16 @@ hints:
     packages:
       gcmlm:
         version: ["0.1.0"]
+        specs: ["https://github.com/gcmlm/gcmlm"]
       scikit-learn:
+        version: ["1.9.1"]
         specs: ["https://pypi.org/project/scikit-learn/"]
       skops:
+        version: ["0.16.0"]
         specs: ["https://pypi.org/project/skops/"]
+      neuroCombat:
+        version: ["0.2.12"]
+        specs: ["https://pypi.org/project/neuroCombat/"]
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024

@@ -28,10 +28,16 @@ hints:
     packages:
       gcmlm:
         version: ["0.1.0"]
+        specs: ["https://github.com/gcmlm/gcmlm"]
+      SimpleITK:
+        version: ["2.5.7"]
+        specs: ["https://pypi.org/project/SimpleITK/"]
+      pyradiomics:
+        version: ["3.0.1"]
+        specs: ["https://pypi.org/project/pyradiomics/"]
       nnunetv2:
+        version: ["2.8.1"]
         specs: ["https://pypi.org/project/nnunetv2/"]
-      torch:
-        specs: ["https://pypi.org/project/torch/"]
   ResourceRequirement:
     coresMin: 2
     ramMin: 8192

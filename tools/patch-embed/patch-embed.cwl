@@ -30,12 +30,22 @@ hints:
     packages:
       gcmlm:
         version: ["0.1.0"]
+        specs: ["https://github.com/gcmlm/gcmlm"]
+      openslide-python:
+        version: ["1.4.7"]
+        specs: ["https://pypi.org/project/openslide-python/"]
+      openslide-bin:
+        version: ["4.0.1.2"]
+        specs: ["https://pypi.org/project/openslide-bin/"]
+      large-image:
+        version: ["1.35.6"]
+        specs: ["https://pypi.org/project/large-image/"]
       torch:
+        version: ["2.14.1"]
         specs: ["https://pypi.org/project/torch/"]
       timm:
+        version: ["1.0.22"]
         specs: ["https://pypi.org/project/timm/"]
-      openslide:
-        specs: ["https://openslide.org/"]
   ResourceRequirement:
     coresMin: 2
     ramMin: 8192

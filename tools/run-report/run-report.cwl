@@ -26,6 +26,10 @@ hints:
     packages:
       gcmlm:
         version: ["0.1.0"]
+        specs: ["https://github.com/gcmlm/gcmlm"]
+      matplotlib:
+        version: ["3.11.2"]
+        specs: ["https://pypi.org/project/matplotlib/"]
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024

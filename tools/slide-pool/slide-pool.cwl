@@ -25,8 +25,22 @@ hints:
     packages:
       gcmlm:
         version: ["0.1.0"]
-      h5py:
-        specs: ["https://pypi.org/project/h5py/"]
+        specs: ["https://github.com/gcmlm/gcmlm"]
+      openslide-python:
+        version: ["1.4.7"]
+        specs: ["https://pypi.org/project/openslide-python/"]
+      openslide-bin:
+        version: ["4.0.1.2"]
+        specs: ["https://pypi.org/project/openslide-bin/"]
+      large-image:
+        version: ["1.35.6"]
+        specs: ["https://pypi.org/project/large-image/"]
+      torch:
+        version: ["2.14.1"]
+        specs: ["https://pypi.org/project/torch/"]
+      timm:
+        version: ["1.0.22"]
+        specs: ["https://pypi.org/project/timm/"]
   ResourceRequirement:
     coresMin: 1
     ramMin: 2048

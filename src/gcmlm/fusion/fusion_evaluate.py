@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gcmlm.common.atomic import atomic_dir, write_json, write_text
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.atomic import atomic_dir, check_outputs, write_json, write_text
+from gcmlm.common.errors import GcmlmError, require_file
 from gcmlm.common.tables import (
     MODALITIES,
     PATIENT_ID,
@@ -30,8 +30,8 @@ from gcmlm.common.tables import (
     feature_columns,
     read_patient_table,
 )
-from gcmlm.fusion.core import metrics, plots, report
-from gcmlm.fusion.core.inputs import check_columns, load_models, read_labels
+from gcmlm.fusion.core import checks, metrics, plots, report
+from gcmlm.fusion.core.inputs import load_models, read_labels
 from gcmlm.fusion.core.models import RiskModel, fusion_pairs
 
 log = logging.getLogger("gcmlm")
@@ -43,6 +43,10 @@ class EvaluateSettings:
 
     bootstrap: int = 1000  # resamples for the Brier and calibration CIs
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks.require_option("--bootstrap", self.bootstrap, 1)
+        checks.require_option("--seed", self.seed, 0, 2**32 - 1)
 
 
 DEFAULTS = EvaluateSettings()
@@ -71,19 +75,21 @@ class Evaluation:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR_OR_SKOPS",
                         help="fusion-train output folder (all its models) or one .skops file")
-    parser.add_argument("--names", nargs="+", help="only these models from a folder")
+    parser.add_argument("--names", nargs="+", metavar="NAME",
+                        help="only these models from a folder (e.g. fused stacked)")
     parser.add_argument("--table", required=True, metavar="CSV", help="external cohort patient table")
     parser.add_argument("--label", required=True, metavar="COLUMN", help="binary outcome column (0/1)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     parser.add_argument("--bootstrap", type=int, default=DEFAULTS.bootstrap,
                         help="bootstrap resamples for Brier/calibration CIs")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the bootstrap confidence intervals")
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = EvaluateSettings(bootstrap=args.bootstrap, seed=args.seed)
+    check_outputs(dirs=[args.out], inputs=[args.model, args.table])  # before the models are read
     models = load_models(args.model, args.names)
-    evaluate_model(models, args.table, args.label, EvaluateSettings(bootstrap=args.bootstrap, seed=args.seed),
-                   args.out)
+    evaluate_model(models, args.table, args.label, settings, args.out)
     return 0
 
 
@@ -93,10 +99,12 @@ def evaluate_model(models: RiskModel | Mapping[str, RiskModel] | str | os.PathLi
     """Frozen model(s) on an external cohort: no refitting, no threshold re-selection. ``models``: a
     model, models by name, a fusion-train output folder or a .skops file; ``table``: a patient table
     or its CSV (``source`` names an in-memory one). Written to ``out_dir`` unless it is None."""
+    if out_dir is not None:
+        check_outputs(dirs=[out_dir], inputs=[p for p in (models, table) if isinstance(p, (str, os.PathLike))])
     models = as_models(models)
-    table, y, source = read_cohort(table, label, source)
+    table, y, source = read_cohort(table, label, source, models)
     for model in models.values():
-        check_columns(model, table, source)
+        checks.require_model_inputs(model, table, source)
     scores = {name: m.predict_risk(table) for name, m in models.items()}
     thresholds = metrics.decision_thresholds()
     evaluation = Evaluation(
@@ -124,13 +132,17 @@ def as_models(models: RiskModel | Mapping[str, RiskModel] | str | os.PathLike) -
     return load_models(models)
 
 
-def read_cohort(table: pd.DataFrame | str | os.PathLike, label: str,
-                source: str | os.PathLike = "table") -> tuple[pd.DataFrame, np.ndarray, str | os.PathLike]:
-    """The cohort, its outcome as 0/1 (both classes needed) and the name errors give it."""
+def read_cohort(table: pd.DataFrame | str | os.PathLike, label: str, source: str | os.PathLike = "table",
+                models: Mapping[str, RiskModel] | None = None) -> tuple[pd.DataFrame, np.ndarray, str | os.PathLike]:
+    """The cohort, its outcome as 0/1 (both classes needed) and the name errors give it. The
+    outcome must not be a feature column (nor one of ``models``' inputs)."""
     if isinstance(table, pd.DataFrame):
         check_patient_table(table, source)
     else:
-        source, table = table, read_patient_table(table)
+        source, table = table, read_patient_table(require_file(table, "file"))
+    checks.require_patients(table, source)
+    inputs = [f for m in (models or {}).values() for f in m.features]
+    checks.require_label_not_feature(label, [*feature_columns(table), *inputs], source)
     y = read_labels(table, label, source)
     if len(set(y)) < 2:
         raise GcmlmError(f"outcome '{label}' has one class only: AUC is undefined", source)
@@ -141,12 +153,17 @@ def model_metrics(y: np.ndarray, score: np.ndarray, model: RiskModel, settings: 
     """The metric set at the model's training threshold, with Wilson and bootstrap intervals."""
     res = metrics.summary(y, score, model.threshold, with_ci=True)
     res.update(bootstrap_ci(y, score, settings.bootstrap, settings.seed))
+    if res["calibration_not_estimable"]:
+        log.warning("%s: calibration intercept/slope not estimable on this cohort (%s); NaN in metrics.json",
+                    model.name, res["calibration_not_estimable"])
     res["threshold_rule"] = model.threshold_rule
     return res
 
 
 def bootstrap_ci(y: np.ndarray, p: np.ndarray, n: int, seed: int) -> dict:
-    """Percentile intervals for Brier and calibration intercept/slope (resamples with both classes)."""
+    """Percentile intervals for Brier and calibration intercept/slope (resamples with both classes;
+    calibration over the resamples where it is estimable, their number in
+    ``calibration_bootstrap_resamples``)."""
     rng = np.random.default_rng(seed)
     draws = {"brier": [], "calibration_intercept": [], "calibration_slope": []}
     for _ in range(n):
@@ -155,10 +172,13 @@ def bootstrap_ci(y: np.ndarray, p: np.ndarray, n: int, seed: int) -> dict:
             continue
         draws["brier"].append(metrics.brier(y[idx], p[idx]))
         cal = metrics.calibration(y[idx], p[idx])
-        draws["calibration_intercept"].append(cal["calibration_intercept"])
-        draws["calibration_slope"].append(cal["calibration_slope"])
-    return {f"{k}_ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else [np.nan, np.nan]
-            for k, v in draws.items()}
+        if cal["calibration_not_estimable"] is None:
+            draws["calibration_intercept"].append(cal["calibration_intercept"])
+            draws["calibration_slope"].append(cal["calibration_slope"])
+    out = {f"{k}_ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else [np.nan, np.nan]
+           for k, v in draws.items()}
+    out["calibration_bootstrap_resamples"] = len(draws["calibration_slope"])
+    return out
 
 
 def describe_cohort(table: pd.DataFrame, y: np.ndarray, models: dict[str, RiskModel]) -> dict:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gcmlm.common.atomic import write_json
-from gcmlm.common.errors import GcmlmError, one_line
+from gcmlm.common.atomic import check_outputs, write_json
+from gcmlm.common.errors import GcmlmError, one_line, require_file
 from gcmlm.common.tables import MODALITIES, PATIENT_ID, feature_columns, write_patient_table
 
 log = logging.getLogger("gcmlm")
@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(files=[args.out, args.report], inputs=args.tables)  # before any table is read
     try:
         result = merge_tables(args.tables, args.policy)
     except JoinProblems as exc:  # the report says which patients and why: write it, then stop
@@ -86,9 +87,13 @@ def merge_tables(paths: Sequence[str | os.PathLike], policy: str = DEFAULT_POLIC
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     names = [str(p) for p in paths]
-    if len(set(names)) != len(names):
-        raise GcmlmError("the same table is given twice", names[0])
+    seen: dict[str, str] = {}
+    for name in names:  # the same file under two spellings (./rad.csv, rad.csv) counts as twice
+        if seen.setdefault(os.path.realpath(name), name) != name or names.count(name) > 1:
+            raise GcmlmError("the same table is given twice", name)
     inputs = {path: read_input(path) for path in names}
+    if not any(feature_columns(item.table) for item in inputs.values()):
+        raise GcmlmError("no feature columns (prefixes rad_, path_, clin_) in any table", names[0])
     check_feature_clashes(inputs)
     report, problems, all_ids = join_report(list(inputs.values()), policy)
     if problems and policy == "fail":
@@ -109,6 +114,9 @@ def write_merge(result: MergeResult, out: str | os.PathLike, report_path: str | 
     write_patient_table(result.table, out)
     write_json(report_path, result.report)
     report = result.report
+    passed = [c for c in result.table.columns[1:] if c not in feature_columns(result.table)]
+    if passed:  # fusion-train reads prefixed columns only: say which ones are not features
+        log.info("passed through, not features (no rad_/path_/clin_ prefix): %s", ", ".join(passed))
     log.info("merged %d tables: %d patients, %d features; %d problem patients (%s)", len(report["tables"]),
              len(result.table), len(feature_columns(result.table)), len(report["problem_patients"]), report["policy"])
 
@@ -122,9 +130,7 @@ def read_input(path: str) -> InputTable:
 
 
 def read_raw(path: str) -> pd.DataFrame:
-    p = Path(path)
-    if not p.is_file():
-        raise GcmlmError("no such file", path)
+    p = require_file(path, "file")
     try:
         table = pd.read_csv(p, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -134,6 +140,8 @@ def read_raw(path: str) -> pd.DataFrame:
     if (table[PATIENT_ID].str.strip() == "").any():
         raise GcmlmError(f"{int((table[PATIENT_ID].str.strip() == '').sum())} rows have no {PATIENT_ID}", path)
     table[PATIENT_ID] = table[PATIENT_ID].str.strip()
+    if len(table) == 0:
+        raise GcmlmError("the table has no patients (a header without rows)", path)
     return table
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gcmlm.common.atomic import atomic_file
-from gcmlm.common.errors import GcmlmError
+from gcmlm.common.atomic import atomic_file, check_outputs
+from gcmlm.common.errors import GcmlmError, require_file
 from gcmlm.common.tables import PATIENT_ID, check_patient_table, read_patient_table
-from gcmlm.fusion.core.inputs import CARD, check_columns, load_models
+from gcmlm.fusion.core import checks
+from gcmlm.fusion.core.inputs import CARD, load_models
 from gcmlm.fusion.core.models import RiskModel
 
 log = logging.getLogger("gcmlm")
@@ -50,10 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="CSV", help="predictions to write")
     parser.add_argument("--groups", choices=GROUPINGS, default=DEFAULT_GROUPS,
                         help="risk groups from the training threshold or the training score tertiles")
-    parser.add_argument("--cutoffs", nargs="+", type=float, metavar="P", help="explicit risk cut-offs (overrides --groups)")
+    parser.add_argument("--cutoffs", nargs="+", type=float, metavar="P",
+                        help="explicit risk cut-offs, increasing, inside (0, 1) (overrides --groups)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cutoffs:
+        checks.require_cutoffs(args.cutoffs)
+    check_outputs(files=[args.out], inputs=[args.model, args.table])  # before the model is read
     model = pick_model(args.model, args.name)
     write_predictions(predict_risk(model, args.table, groups=args.groups, cutoffs=args.cutoffs), args.out)
     return 0
@@ -67,15 +72,16 @@ def predict_risk(model: RiskModel | str | os.PathLike, table: pd.DataFrame | str
     one); ``cutoffs`` (explicit) override ``groups``."""
     if not isinstance(model, RiskModel):
         model = pick_model(model)
+    cutoffs, cutoff_source = group_cutoffs(model, groups, cutoffs)
     table, source = read_new_patients(table, model, source)
     scores = model.predict_risk(table)
-    cutoffs, cutoff_source = group_cutoffs(model, groups, cutoffs)
     out = pd.DataFrame({PATIENT_ID: table[PATIENT_ID].astype(str), "model": model.name, "risk_score": scores,
                         "risk_group": risk_groups(scores, cutoffs)})
     return RiskPredictions(out, model, cutoffs, cutoff_source)
 
 
 def write_predictions(predictions: RiskPredictions, out: str | os.PathLike) -> Path:
+    check_outputs(files=[out])
     with atomic_file(out) as tmp:
         predictions.table.to_csv(tmp, index=False, float_format="%.6f")
     log.info("%d patients scored with model '%s'; groups from %s: cut-offs %s", len(predictions.table),
@@ -98,16 +104,13 @@ def pick_model(models_path: str | os.PathLike, name: str | None = None) -> RiskM
 
 def read_new_patients(table: pd.DataFrame | str | os.PathLike, model: RiskModel,
                       source: str | os.PathLike = "table") -> tuple[pd.DataFrame, str | os.PathLike]:
-    """The new patients' table, checked to hold every column the model reads, as numbers."""
+    """The new patients' table, checked to hold every column the model reads, as finite numbers."""
     if isinstance(table, pd.DataFrame):
         check_patient_table(table, source)
     else:
-        source, table = table, read_patient_table(table)
-    check_columns(model, table, source)
-    bad = [c for c in model.features if c != model.card.get("config", {}).get("combat_column")
-           and not pd.api.types.is_numeric_dtype(table[c])]
-    if bad:
-        raise GcmlmError(f"non-numeric values in column(s) {', '.join(bad[:5])}", source)
+        source, table = table, read_patient_table(require_file(table, "file"))
+    checks.require_patients(table, source)
+    checks.require_model_inputs(model, table, source)
     return table, source
 
 
@@ -115,8 +118,11 @@ def group_cutoffs(model: RiskModel, groups: str = DEFAULT_GROUPS,
                   cutoffs: Sequence[float] | None = None) -> tuple[list[float], str]:
     """The cut-offs between risk groups and where they come from (never from the new patients)."""
     if cutoffs:
-        return list(cutoffs), "explicit cut-offs"
+        return checks.require_cutoffs(cutoffs), "explicit cut-offs"
     if groups == "tertiles":
+        if len(model.tertiles) != 2:
+            raise GcmlmError(f"model '{model.name}' carries no training score tertiles; use --groups threshold "
+                             "or --cutoffs", "--groups")
         return model.tertiles, "training score tertiles"
     if groups == "threshold":
         return [model.threshold], f"training threshold ({model.threshold_rule})"

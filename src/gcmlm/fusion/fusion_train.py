@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from gcmlm import __version__
-from gcmlm.common.atomic import atomic_dir, write_json, write_text
-from gcmlm.common.errors import GcmlmError
-from gcmlm.common.tables import MODALITIES, check_patient_table, feature_columns
-from gcmlm.fusion.core import plots, report, validation
-from gcmlm.fusion.core.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, read_table, save_model
+from gcmlm.common.atomic import atomic_dir, check_outputs, write_json, write_text
+from gcmlm.common.errors import GcmlmError, require_file
+from gcmlm.common.tables import MODALITIES, check_patient_table, feature_columns, read_patient_table
+from gcmlm.fusion.core import checks, plots, report, survival, survival_report, validation
+from gcmlm.fusion.core.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, save_model
 from gcmlm.fusion.core.models import (
     CLASSIFIERS,
     FUSION_MODELS,
@@ -84,6 +84,19 @@ class TrainSettings:
         unknown = [m for m in self.models or () if m not in MODEL_NAMES]
         if unknown:
             raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Numbers sklearn would refuse deep inside the CV (or take silently): refused by option name."""
+        checks.require_option("--outer-folds", self.outer_folds, 2)
+        checks.require_option("--inner-folds", self.inner_folds, 2)
+        checks.require_option("--outer-repeats", self.outer_repeats, 1)
+        for k in self.k_features:
+            checks.require_option("--k-features", k, 1)
+        checks.require_option("--corr-threshold", self.corr_threshold, 0, 1, low_open=True)
+        checks.require_option("--seed", self.seed, 0, 2**32 - 1)
+        if self.n_jobs == 0:
+            raise GcmlmError("must be a number of parallel jobs (>= 1, or -1 for every CPU), got 0", "--n-jobs")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainSettings:
@@ -120,56 +133,87 @@ class TrainResult:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     parser.add_argument("--table", required=True, metavar="CSV", help="patient table (e.g. from fusion-merge)")
-    parser.add_argument("--label", required=True, metavar="COLUMN", help="binary outcome column (0/1)")
+    parser.add_argument("--label", metavar="COLUMN", help="binary outcome column (0/1); or --time with --event")
+    survival_report.add_outcome_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
                         help="models to validate (default: every modality present, fused and stacked)")
-    parser.add_argument("--classifier", choices=CLASSIFIERS, default=d.classifier)
+    parser.add_argument("--classifier", choices=CLASSIFIERS, default=d.classifier,
+                        help="logreg: logistic regression; svm: linear SVM (Platt-scaled); rf: random forest; "
+                             "gb: gradient boosting")
     parser.add_argument("--penalty", choices=PENALTIES, default=d.penalty, help="logistic regression penalty")
-    parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=d.class_weight)
-    parser.add_argument("--selection", choices=SELECTIONS, default=d.selection)
+    parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=d.class_weight,
+                        help="balanced: weight classes by inverse frequency (MLM is the rarer class)")
+    parser.add_argument("--selection", choices=SELECTIONS, default=d.selection,
+                        help="in-fold feature selection before the classifier")
     parser.add_argument("--k-features", nargs="+", type=int, default=list(d.k_features), metavar="K",
                         help="features kept by the selection step; several values are tuned in the inner CV")
     parser.add_argument("--corr-threshold", type=float, default=d.corr_threshold,
                         help="drop features with |r| above this with a more relevant one (1 = off)")
     parser.add_argument("--combat-column", metavar="COLUMN", help="harmonise features by this centre column (ComBat)")
-    parser.add_argument("--outer-folds", type=int, default=d.outer_folds)
-    parser.add_argument("--outer-repeats", type=int, default=d.outer_repeats)
-    parser.add_argument("--inner-folds", type=int, default=d.inner_folds)
+    parser.add_argument("--outer-folds", type=int, default=d.outer_folds, help="folds of the outer (test) CV")
+    parser.add_argument("--outer-repeats", type=int, default=d.outer_repeats,
+                        help="repeats of the outer CV with new fold assignments")
+    parser.add_argument("--inner-folds", type=int, default=d.inner_folds,
+                        help="folds of the inner CV that tunes the grid and the threshold")
     parser.add_argument("--tuning", choices=TUNING, default=d.tuning, help="inner-CV grid size (fast: tiny grids)")
-    parser.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=d.threshold_rule)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=d.threshold_rule,
+                        help="how the risk threshold is chosen on training data (youden, or a sensitivity/"
+                             "specificity target)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the fold assignments and the models")
     parser.add_argument("--n-jobs", type=int, default=d.n_jobs, help="parallel inner-CV fits")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = train_models(args.table, args.label, TrainSettings.from_args(args), args.out)
-    print(json.dumps({n: round(s["auc"], 4) for n, s in result.summary.items()}))
+    outcome = survival.outcome_from_options(args.label, args.time, args.event, args.time_unit, args.horizons)
+    result = train_models(args.table, outcome, TrainSettings.from_args(args), args.out)
+    key = "harrell_c" if isinstance(outcome, survival.SurvivalOutcome) else "auc"
+    print(json.dumps({n: round(s[key], 4) for n, s in result.summary.items()}))
     return 0
 
 
-def train_models(table: pd.DataFrame | str | os.PathLike, label: str, settings: TrainSettings = DEFAULTS,
-                 out_dir: str | os.PathLike | None = None, *, source: str | os.PathLike = "table") -> TrainResult:
+def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.SurvivalOutcome,
+                 settings: TrainSettings = DEFAULTS, out_dir: str | os.PathLike | None = None, *,
+                 source: str | os.PathLike = "table") -> TrainResult:
     """Nested CV of the candidate models, then each refit on all patients; written to ``out_dir``
     (replaced atomically) unless it is None. ``table``: a patient table or its CSV; ``source``
-    names an in-memory table in errors and in the report."""
+    names an in-memory table in errors and in the report. ``label``: a 0/1 outcome column, or a
+    ``survival.SurvivalOutcome`` (time and event columns): penalised Cox models, same nested CV."""
+    is_survival = isinstance(label, survival.SurvivalOutcome)
+    if is_survival and settings.classifier != ModelConfig.classifier:
+        raise GcmlmError(f"time-to-event outcomes use penalised Cox models; --classifier {settings.classifier} "
+                         "is for a binary --label", "--classifier")
+    if out_dir is not None:  # before reading anything: a bad --out is refused in a second, not after the CV
+        check_outputs(dirs=[out_dir], inputs=[] if isinstance(table, pd.DataFrame) else [table])
     table, y, source = read_training_data(table, label, source)
+    table, data_notes = set_aside_columns(table, label, settings.combat_column, source)
     names, modalities, used = plan_models(table, y, settings, source)
     config = settings.model_config()
+    config.outcome = "survival" if is_survival else "binary"
     log.info("%d patients, prevalence %.3f, models %s; %d x %d-fold outer CV, %d-fold inner CV",
-             len(y), y.mean(), ", ".join(names), settings.outer_repeats, settings.outer_folds, settings.inner_folds)
-    cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings)
-    summary = validation.summarise(cv.oof)
-    design = describe_design(y, label, settings, config, modalities)
+             len(y), survival.event_of(y).mean(), ", ".join(names), settings.outer_repeats, settings.outer_folds,
+             settings.inner_folds)
+    task = survival_report.task_for(label, y) if is_survival else None
+    cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings, config, task)
+    if is_survival:
+        summary, comparisons, survival_design = survival_report.summarise_cv(cv.oof, y, label, names, settings.seed)
+    else:
+        summary, comparisons, survival_design = validation.summarise(cv.oof), validation.compare(cv.oof), {}
+        warn_calibration(summary)
+    design = {**describe_design(survival.event_of(y), outcome_name(label), settings, config, modalities),
+              **survival_design, **data_notes}
     models, final_weights = fit_final_models(table, y, names, used, label, settings, config, summary)
-    result = TrainResult(models=models, cv=cv, summary=summary, comparisons=validation.compare(cv.oof),
+    result = TrainResult(models=models, cv=cv, summary=summary, comparisons=comparisons,
                          selected=feature_table(cv, final_weights, settings), design=design,
                          default_model=next((n for n in FUSION_MODELS if n in names), names[0]),
-                         title=f"gcmlm nested cross-validation: {Path(source).name} ({label})")
+                         title=f"gcmlm nested cross-validation: {Path(source).name} ({outcome_name(label)})")
     if out_dir is not None:
         write_outputs(result, out_dir)
     for name, s in summary.items():
-        log.info("%-8s AUC %.3f [%.3f, %.3f]", name, s["auc"], *s["auc_ci95"])
+        if is_survival:
+            log.info("%-8s Harrell's C %.3f [%.3f, %.3f]", name, s["harrell_c"], *s["harrell_c_ci95"])
+        else:
+            log.info("%-8s AUC %.3f [%.3f, %.3f]", name, s["auc"], *s["auc_ci95"])
     if out_dir is not None:
         log.info("wrote %s", out_dir)
     return result
@@ -179,17 +223,67 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str, settings: 
 
 def read_training_data(table: pd.DataFrame | str | os.PathLike, label: str,
                        source: str | os.PathLike = "table") -> tuple[pd.DataFrame, np.ndarray, str | os.PathLike]:
-    """The patient table, its outcome as 0/1 and the name errors give it (the path when read)."""
+    """The patient table, its outcome as 0/1 and the name errors give it (the path when read).
+
+    Refused: no patients, an outcome that is also a feature column, missing or non-0/1 outcomes,
+    one outcome class only, infinite feature values (named by column and patient)."""
     if isinstance(table, pd.DataFrame):
         check_patient_table(table, source)
-        _check_numeric_features(table, source)
     else:
-        source, table = table, read_table(table)
-    return table, read_labels(table, label, source), source
+        source, table = table, read_patient_table(require_file(table, "file"))
+    checks.require_patients(table, source)  # first: a header without rows has no numbers either
+    _check_numeric_features(table, source)
+    for column in outcome_columns(label):
+        checks.require_label_not_feature(column, feature_columns(table), source)
+    if isinstance(label, survival.SurvivalOutcome):
+        y = survival.read_outcome(table, label, source)
+    else:
+        y = read_labels(table, label, source)
+        checks.require_two_classes(y, label, source)
+    checks.require_finite(table, feature_columns(table), source)
+    return table, y, source
+
+
+def outcome_columns(label: str | survival.SurvivalOutcome) -> list[str]:
+    return label.columns if isinstance(label, survival.SurvivalOutcome) else [label]
+
+
+def outcome_name(label: str | survival.SurvivalOutcome) -> str:
+    """How the outcome is named in reports and model cards: the label, or 'time/event'."""
+    return "/".join(outcome_columns(label))
+
+
+def set_aside_columns(table: pd.DataFrame, label: str, combat_column: str | None,
+                      source: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """The table without feature columns no model can learn from (every value missing, or one value
+    for everybody), and a note of what was set aside, for metrics.json and the model card: those
+    columns, and the numeric columns the models never read because they carry no modality prefix.
+    Both are warned about; a table with no informative feature left is refused."""
+    ignored = checks.unprefixed_numeric_columns(table, [*outcome_columns(label), combat_column])
+    if ignored:
+        log.warning("%d numeric column(s) without a rad_/path_/clin_ prefix are not used as features: %s "
+                    "(rename them with a prefix to use them)", len(ignored), ", ".join(ignored))
+    dropped = checks.uninformative_features(table)
+    for why, columns in dropped.items():
+        if columns:
+            log.warning("%d feature column(s) dropped, %s: %s", len(columns), why.replace("_", " "),
+                        ", ".join(columns))
+    unusable = [c for cols in dropped.values() for c in cols]
+    if unusable and len(unusable) == len(feature_columns(table)):
+        raise GcmlmError(f"every feature column is constant or empty ({len(unusable)} columns)", source)
+    notes = {"ignored_columns": ignored, "dropped_features": dropped}
+    return table.drop(columns=unusable), notes
+
+
+def warn_calibration(summary: dict[str, dict]) -> None:
+    for name, s in summary.items():
+        if s.get("calibration_not_estimable"):
+            log.warning("%s: calibration intercept/slope not estimable in %s (NaN or averaged over the other "
+                        "repeats in metrics.json)", name, s["calibration_not_estimable"])
 
 
 def _check_numeric_features(table: pd.DataFrame, source: str | os.PathLike) -> None:
-    """What ``read_table`` checks in a CSV, for a table given in memory."""
+    """Feature columns must hold numbers (what ``inputs.read_table`` checks in a CSV)."""
     bad = [c for c in feature_columns(table) if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
         raise GcmlmError(f"non-numeric feature column(s) {', '.join(bad[:5])}; run fusion-merge first", source)
@@ -202,7 +296,7 @@ def plan_models(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings,
     modalities = modality_columns(table)
     if not modalities:
         raise GcmlmError("no feature columns (prefixes rad_, path_, clin_)", source)
-    names = model_names(settings.models, modalities)
+    names = model_names(settings.models, modalities, source)
     check_design(table, y, settings, names, source)
     used = {m: c for m, c in modalities.items() if any(n in (m, *FUSION_MODELS) for n in names)}
     if settings.combat_column:
@@ -210,13 +304,13 @@ def plan_models(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings,
     return names, modalities, used
 
 
-def model_names(requested: tuple[str, ...] | None, modalities: dict) -> list[str]:
+def model_names(requested: tuple[str, ...] | None, modalities: dict, source: str | os.PathLike | None = None) -> list[str]:
     if requested:
         absent = [m for m in requested if m in MODALITIES and m not in modalities]
         if absent:
-            raise GcmlmError(f"no {', '.join(absent)} feature columns for model(s) {', '.join(absent)}")
+            raise GcmlmError(f"no {', '.join(absent)} feature columns for model(s) {', '.join(absent)}", source)
         if any(m in FUSION_MODELS for m in requested) and len(modalities) < 2:
-            raise GcmlmError("fused and stacked models need at least two modalities")
+            raise GcmlmError("fused and stacked models need at least two modalities", source)
         return list(dict.fromkeys(requested))
     names = list(modalities)
     return names + (list(FUSION_MODELS) if len(modalities) > 1 else [])
@@ -238,7 +332,7 @@ def check_design(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings, na
                  source: str | os.PathLike) -> None:
     """Refuse a design whose innermost fits would see one outcome class only (sklearn would fail
     deep inside the CV with a message that names neither the table nor the flags)."""
-    smallest = int(min(np.bincount(y, minlength=2)))
+    smallest = int(min(np.bincount(survival.event_of(y), minlength=2)))  # survival: events or non-events
     reach = smallest
     for what, folds in cv_levels(settings, names):
         if reach < folds:
@@ -252,10 +346,12 @@ def check_design(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings, na
 
 # --- validate and fit ----------------------------------------------------------------------------------
 
-def cross_validate(table: pd.DataFrame, y: np.ndarray, factories: dict, settings: TrainSettings) -> validation.CVResult:
+def cross_validate(table: pd.DataFrame, y: np.ndarray, factories: dict, settings: TrainSettings,
+                   config: ModelConfig | None = None, task=None) -> validation.CVResult:
+    config = config or settings.model_config()
     return validation.nested_cv(table, y, factories, outer_folds=settings.outer_folds,
-                                outer_repeats=settings.outer_repeats, inner_cv=settings.model_config().inner_cv(),
-                                seed=settings.seed, threshold_rule=settings.threshold_rule)
+                                outer_repeats=settings.outer_repeats, inner_cv=config.inner_cv(),
+                                seed=settings.seed, threshold_rule=settings.threshold_rule, task=task)
 
 
 def describe_design(y: np.ndarray, label: str, settings: TrainSettings, config: ModelConfig,
@@ -281,18 +377,25 @@ def fit_final_models(table: pd.DataFrame, y: np.ndarray, names: list[str], used:
     environment = versions()
     for name in names:
         final = make_model(name, used, config).fit(table, y)
-        threshold, scores = validation.training_threshold(final, table, y, config.inner_cv(), settings.threshold_rule)
         features = list(dict.fromkeys(c for cols in ([used[name]] if name in used else used.values()) for c in cols))
-        card = {"name": name, "label": label, "features": features, "n_features": len(features),
-                "training_patients": int(len(y)), "prevalence": float(y.mean()),
-                "threshold": threshold, "threshold_rule": settings.threshold_rule,
-                "threshold_provenance": "inner-CV out-of-fold scores on all training patients",
-                "tertiles": [float(q) for q in np.quantile(scores, [1 / 3, 2 / 3])],
+        if isinstance(label, survival.SurvivalOutcome):
+            card = survival_report.final_card(final, table, y, label, summary[name])
+        else:
+            threshold, scores = validation.training_threshold(final, table, y, config.inner_cv(),
+                                                              settings.threshold_rule)
+            card = {"prevalence": float(y.mean()), "threshold": threshold, "threshold_rule": settings.threshold_rule,
+                    "threshold_provenance": "inner-CV out-of-fold scores on all training patients",
+                    "tertiles": [float(q) for q in np.quantile(scores, [1 / 3, 2 / 3])]}
+        card = {"name": name, "label": outcome_name(label), "features": features, "n_features": len(features),
+                "training_patients": int(len(y)), **card,
                 "hyperparameters": chosen_params(final), "config": config.describe(),
-                "cv_auc": summary[name]["auc"], "cv_auc_ci95": summary[name]["auc_ci95"],
+                **({} if isinstance(label, survival.SurvivalOutcome) else
+                   {"cv_auc": summary[name]["auc"], "cv_auc_ci95": summary[name]["auc_ci95"]}),
                 "validation": settings.validation_text(), "versions": environment}
-        models[name] = RiskModel(name=name, estimator=final, features=features, label=label, threshold=threshold,
-                                 threshold_rule=settings.threshold_rule, tertiles=card["tertiles"], card=card)
+        threshold = card["threshold"]
+        models[name] = RiskModel(name=name, estimator=final, features=features, label=outcome_name(label),
+                                 threshold=threshold,
+                                 threshold_rule=card["threshold_rule"], tertiles=card["tertiles"], card=card)
         weights += [{"model": name, **w} for w in feature_weights(final)]
     return models, weights
 
@@ -312,7 +415,7 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"gcmlm": __version__, "python": platform.python_version()}
-    for package in ("scikit-learn", "numpy", "pandas", "scipy", "skops", "neuroCombat"):
+    for package in ("scikit-learn", "numpy", "pandas", "scipy", "skops", "neuroCombat", "scikit-survival"):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
@@ -335,7 +438,10 @@ def write_outputs(result: TrainResult, out_dir: str | os.PathLike) -> None:
         result.cv.oof.to_csv(out / "oof_predictions.csv", index=False, float_format="%.6g")
         write_json(out / "metrics.json", {"models": result.summary, "comparisons": result.comparisons,
                                           "design": result.design, "hyperparameters_per_fold": result.cv.params})
-        write_text(out / "report.html", render(result, cards, cv_plots(result, out)))
+        if result.design.get("outcome") == "survival":
+            write_text(out / "report.html", survival_report.render_train(result, cards, out))
+        else:
+            write_text(out / "report.html", render(result, cards, cv_plots(result, out)))
 
 
 def cv_plots(result: TrainResult, out: Path) -> list[Path]:
@@ -373,6 +479,7 @@ def render(result: TrainResult, cards: dict[str, dict], images: list[Path]) -> s
         "The saved models are refit on all patients; their performance on new patients is estimated by this "
         "nested CV, and should be confirmed on an external cohort (fusion-evaluate).",
     ]
+    notes += data_notes(design)
     cohort = [{"patients": design["patients"], "events": design["events"], "prevalence": design["prevalence"],
                **{f"{m} features": n for m, n in design["features_per_modality"].items()}}]
     sections = [
@@ -383,3 +490,15 @@ def render(result: TrainResult, cards: dict[str, dict], images: list[Path]) -> s
         ("Reporting notes (TRIPOD+AI)", report.bullet_list(notes)),
     ]
     return report.page(result.title, sections, images)
+
+
+def data_notes(design: dict) -> list[str]:
+    """Report lines for what the table held that no model used (empty when nothing was set aside)."""
+    lines = []
+    if design.get("ignored_columns"):
+        lines.append("Not used as features (numeric, but no rad_/path_/clin_ prefix): "
+                     + ", ".join(design["ignored_columns"]) + ".")
+    for why, columns in design.get("dropped_features", {}).items():
+        if columns:
+            lines.append(f"Feature columns dropped before modelling ({why.replace('_', ' ')}): {', '.join(columns)}.")
+    return lines

@@ -57,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local weights (.bin/.pth/.pt state_dict or .safetensors), loaded strictly")
     parser.add_argument("--allow-random-weights", action="store_true",
                         help="embed with untrained weights when no checkpoint is given (tests only; recorded)")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
-    parser.add_argument("--device", choices=DEVICES, default=DEVICE)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N", help="patches per forward pass")
+    parser.add_argument("--device", choices=DEVICES, default=DEVICE,
+                        help="auto: the GPU when there is one, else the CPU")
     parser.add_argument("--precision", choices=(PRECISION, *PRECISIONS), default=PRECISION,
                         help="auto: bf16 (or fp16) autocast on GPU, fp32 on CPU")
     parser.add_argument("--num-workers", type=int, default=NUM_WORKERS, metavar="N",

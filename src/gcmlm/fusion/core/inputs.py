@@ -97,6 +97,12 @@ MODEL_FILE_TYPES: dict[str, frozenset[str]] = {
         "sklearn._loss.link.Interval",
         # ColumnTransformer's "passthrough" remainder; only without functions (IDENTITY_ONLY)
         "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        # time-to-event models (core/survival.py): penalised Cox, its baseline hazard, the survival stacker
+        "gcmlm.fusion.core.survival.CoxStacker",
+        "gcmlm.fusion.core.survival.EventStratifiedKFold",
+        "sksurv.linear_model.coxnet.CoxnetSurvivalAnalysis",
+        "sksurv.linear_model.coxph.BreslowEstimator",
+        "sksurv.functions.StepFunction",
     }),
     "TreeNode": frozenset({"sklearn.tree._tree.Tree"}),
     "LossNode": frozenset({"sklearn._loss._loss.CyHalfBinomialLoss"}),
@@ -378,11 +384,12 @@ def frozen_estimator(estimator):
     if isinstance(estimator, GridSearchCV):
         return frozen_estimator(estimator.best_estimator_ if hasattr(estimator, "best_estimator_")
                                 else estimator.estimator)
-    if isinstance(estimator, StackingClassifier):
+    if isinstance(estimator, StackingClassifier) or getattr(estimator, "_gcmlm_stack", False):
         stacked = copy.copy(estimator)
         stacked.estimators = [(name, frozen_estimator(e)) for name, e in estimator.estimators]
         if hasattr(estimator, "estimators_"):
             stacked.estimators_ = [frozen_estimator(e) for e in estimator.estimators_]
+        if hasattr(estimator, "named_estimators_"):
             stacked.named_estimators_ = Bunch(**{n: frozen_estimator(e)
                                                  for n, e in estimator.named_estimators_.items()})
         return stacked

@@ -141,7 +141,12 @@ def choose_threshold(y, score, rule: str = "youden") -> float:
         return float(cuts[int(np.flatnonzero(sens >= target)[0])])
     if rule.startswith("spec"):
         target = int(rule[4:]) / 100
-        return float(cuts[int(np.flatnonzero(spec >= target)[-1])])
+        reached = np.flatnonzero(spec >= target)
+        if len(reached):
+            return float(cuts[int(reached[-1])])
+        # Even the top score is shared by too many negatives (ties): only a cut above every
+        # score keeps the specificity, so nobody is called high risk.
+        return float(np.nextafter(cuts[0], np.inf))
     raise ValueError(f"unknown threshold rule '{rule}'")
 
 
@@ -154,27 +159,64 @@ def _logit(p) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _logistic_fit(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iterations: int = 100) -> np.ndarray:
-    """Unpenalised logistic regression by Newton-Raphson (sklearn has no offsets)."""
+def _logistic_fit(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iterations: int = 100) -> np.ndarray | None:
+    """Unpenalised logistic regression by Newton-Raphson (sklearn has no offsets); None when the
+    fit does not converge to finite values (callers rule out separation and constant scores first)."""
     beta = np.zeros(X.shape[1])
     for _ in range(iterations):
-        mu = 1 / (1 + np.exp(-(X @ beta + offset)))
+        mu = 1 / (1 + np.exp(-np.clip(X @ beta + offset, -700, 700)))
         w = mu * (1 - mu) + EPS
-        step = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (y - mu))
+        try:
+            step = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (y - mu))
+        except np.linalg.LinAlgError:
+            return None
         beta += step
+        if not np.all(np.isfinite(beta)):
+            return None
         if np.max(np.abs(step)) < 1e-10:
-            break
-    return beta
+            return beta
+    return None
+
+
+def calibration_obstacle(y, p) -> str | None:
+    """Why the calibration slope has no finite estimate for these scores, or None when it has one.
+
+    The slope is the coefficient of logit(p): it is not identified when the scores take a single
+    value, and it runs off to infinity when they separate the outcomes (every positive scored at or
+    above every negative, or the reverse).
+    """
+    y = np.asarray(y).astype(bool)
+    lp = _logit(p)
+    if not y.any() or y.all():
+        return "one outcome class only"
+    if np.ptp(lp) == 0:
+        return "every patient has the same score"
+    if lp[~y].max() <= lp[y].min() or lp[y].max() <= lp[~y].min():
+        return "the scores separate the outcomes completely"
+    return None
 
 
 def calibration(y, p) -> dict:
-    """Calibration intercept (calibration-in-the-large, slope fixed at 1) and calibration slope."""
+    """Calibration intercept (calibration-in-the-large, slope fixed at 1) and calibration slope.
+
+    Scores that leave the slope without a finite estimate (see ``calibration_obstacle``) give NaN
+    for both, and ``calibration_not_estimable`` says why (None when both were estimated).
+    """
     y = np.asarray(y, dtype=float)
     lp = _logit(p)
     ones = np.ones((len(y), 1))
-    intercept = float(_logistic_fit(ones, y, offset=lp)[0])
-    slope = float(_logistic_fit(np.column_stack([ones, lp]), y, offset=np.zeros(len(y)))[1])
-    return {"calibration_intercept": intercept, "calibration_slope": slope}
+    why = calibration_obstacle(y, p)
+    intercept = slope = None
+    if why is None:
+        intercept = _logistic_fit(ones, y, offset=lp)
+        slope = _logistic_fit(np.column_stack([ones, lp]), y, offset=np.zeros(len(y)))
+        if intercept is None or slope is None:
+            why = "the logistic fit did not converge"
+    if why is not None:
+        return {"calibration_intercept": float("nan"), "calibration_slope": float("nan"),
+                "calibration_not_estimable": why}
+    return {"calibration_intercept": float(intercept[0]), "calibration_slope": float(slope[1]),
+            "calibration_not_estimable": None}
 
 
 def decision_thresholds() -> np.ndarray:

@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from gcmlm.fusion.core import survival
 from gcmlm.fusion.core.harmonize import ComBatHarmonizer
 from gcmlm.fusion.core.selection import CorrelationPruner, Passthrough, make_selector
 
@@ -55,12 +56,21 @@ class ModelConfig:
     tuning: str = "full"
     seed: int = 0
     n_jobs: int = 1
+    outcome: str = "binary"  # or "survival": penalised Cox models (core/survival.py)
 
     def inner_cv(self) -> StratifiedKFold:
+        if self.outcome == "survival":  # stratified on the event indicator
+            return survival.EventStratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
         return StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
 
     def describe(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "n_jobs"}
+        return {k: v for k, v in self.__dict__.items()
+                if k != "n_jobs" and not (k == "outcome" and v == "binary")}
+
+
+def _is_stack(fitted) -> bool:
+    """sklearn's StackingClassifier or the survival CoxStacker (same attributes)."""
+    return isinstance(fitted, StackingClassifier) or getattr(fitted, "_gcmlm_stack", False)
 
 
 class ColumnSelector(TransformerMixin, BaseEstimator):
@@ -91,6 +101,8 @@ class ColumnSelector(TransformerMixin, BaseEstimator):
 
 def make_classifier(config: ModelConfig):
     cw = config.class_weight
+    if config.outcome == "survival":
+        return survival.make_cox(config.penalty, config.seed)
     if config.classifier == "logreg":
         ratio = {"l1": 1.0, "l2": 0.0, "elasticnet": 0.5}[config.penalty]
         solver = "lbfgs" if config.penalty == "l2" else "saga"
@@ -113,7 +125,9 @@ def param_grid(config: ModelConfig) -> dict:
         return {}
     full = config.tuning == "full"
     grid: dict = {}
-    if config.classifier == "logreg":
+    if config.outcome == "survival":
+        grid = survival.cox_grid(config.penalty, config.tuning)
+    elif config.classifier == "logreg":
         grid["clf__C"] = [0.01, 0.1, 1.0, 10.0] if full else [0.1, 1.0]
         if config.penalty == "elasticnet":
             grid["clf__l1_ratio"] = [0.2, 0.5, 0.8] if full else [0.5]
@@ -159,7 +173,8 @@ def tuned(pipeline: Pipeline, config: ModelConfig):
     grid = {k: v for k, v in grid.items() if len(v) > 1}
     if not grid:
         return pipeline
-    return GridSearchCV(pipeline, grid, scoring="roc_auc", cv=config.inner_cv(), n_jobs=config.n_jobs,
+    scoring = None if config.outcome == "survival" else "roc_auc"  # None: the Cox model's Harrell's C
+    return GridSearchCV(pipeline, grid, scoring=scoring, cv=config.inner_cv(), n_jobs=config.n_jobs,
                         refit=True, error_score="raise")
 
 
@@ -176,6 +191,8 @@ def make_model(name: str, columns_by_modality: dict[str, list[str]], config: Mod
         return tuned(make_pipeline([c for cols in columns_by_modality.values() for c in cols], config), config)
     if name == "stacked":
         bases = [(m, tuned(make_pipeline(cols, config), config)) for m, cols in columns_by_modality.items()]
+        if config.outcome == "survival":
+            return survival.CoxStacker(bases, cv=config.inner_cv())
         return StackingClassifier(bases, final_estimator=LogisticRegression(), cv=config.inner_cv(),
                                   stack_method="predict_proba", n_jobs=config.n_jobs)
     raise ValueError(f"unknown model '{name}'")
@@ -188,7 +205,7 @@ def with_fixed_params(fitted):
     """
     if isinstance(fitted, GridSearchCV):
         return clone(fitted.best_estimator_)
-    if isinstance(fitted, StackingClassifier):
+    if _is_stack(fitted):
         bases = [(n, with_fixed_params(e)) for (n, _), e in zip(fitted.estimators, fitted.estimators_, strict=True)]
         return clone(fitted).set_params(estimators=bases)
     return clone(fitted)
@@ -198,7 +215,7 @@ def fitted_pipelines(fitted) -> dict[str, Pipeline]:
     """The fitted pipelines inside a model, by modality name (one entry unless stacked)."""
     if isinstance(fitted, GridSearchCV):
         return {"": fitted.best_estimator_}
-    if isinstance(fitted, StackingClassifier):
+    if _is_stack(fitted):
         return {n: fitted_pipelines(e)[""] for (n, _), e in zip(fitted.estimators, fitted.estimators_, strict=True)}
     return {"": fitted}
 
@@ -220,7 +237,7 @@ def feature_weights(fitted) -> list[dict]:
         else:
             weights = np.full(len(names), np.nan)
         rows += [{"base": base, "feature": str(n), "weight": float(w)} for n, w in zip(names, weights, strict=True)]
-    if isinstance(fitted, StackingClassifier):
+    if _is_stack(fitted):
         coef = np.ravel(fitted.final_estimator_.coef_)
         rows += [{"base": "combiner", "feature": f"stack:{n}", "weight": float(w)}
                  for (n, _), w in zip(fitted.estimators, coef, strict=True)]
@@ -230,7 +247,7 @@ def feature_weights(fitted) -> list[dict]:
 def chosen_params(fitted) -> dict:
     if isinstance(fitted, GridSearchCV):
         return {k: v for k, v in fitted.best_params_.items()}
-    if isinstance(fitted, StackingClassifier):
+    if _is_stack(fitted):
         return {n: chosen_params(e) for (n, _), e in zip(fitted.estimators, fitted.estimators_, strict=True)}
     return {}
 
@@ -257,4 +274,6 @@ class RiskModel:
         combat = self.card.get("config", {}).get("combat_column")
         numeric = [c for c in self.features if c != combat]
         X[numeric] = X[numeric].apply(pd.to_numeric, errors="coerce")
+        if self.card.get("outcome") == "survival":  # a Cox model: the linear predictor (log relative hazard)
+            return self.estimator.predict(X)
         return self.estimator.predict_proba(X)[:, 1]

@@ -23,7 +23,9 @@ def _fmt(v) -> str:
 def table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # wide metrics tables scroll inside their box instead of widening the page
+    return (f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def page(title: str, sections: list[tuple[str, str]], images: list[Path]) -> str:

@@ -13,6 +13,15 @@ from sklearn.feature_selection import SelectorMixin, f_classif
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
+def _f_scores(X: np.ndarray, y) -> np.ndarray:
+    """ANOVA F with a 0/1 outcome; for a survival outcome the univariate Cox score chi-square."""
+    from gcmlm.fusion.core import survival
+
+    if survival.is_survival(y):
+        return survival.cox_score_statistic(X, y)
+    return f_classif(X, y)[0]
+
+
 def _abs_corr(X: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.abs(np.corrcoef(X, rowvar=False))
@@ -36,7 +45,7 @@ class CorrelationPruner(SelectorMixin, BaseEstimator):
             keep[:] = True
         else:
             corr = _abs_corr(X)
-            f, _ = f_classif(X, y)
+            f = _f_scores(X, y)
             for j in np.argsort(-np.nan_to_num(f, nan=-1.0), kind="stable"):
                 if not (corr[j, keep] > self.threshold).any():
                     keep[j] = True
@@ -62,9 +71,14 @@ class MRMRSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X, y):
         X = validate_data(self, X)
+        from gcmlm.fusion.core import survival
+
         k = min(self.k, X.shape[1])
-        corr = _abs_corr(np.column_stack([X, y]))
-        relevance, corr = corr[:-1, -1], corr[:-1, :-1]
+        if survival.is_survival(y):  # relevance sqrt(chi2 / n) of the Cox score test, on |r|'s scale
+            relevance, corr = survival.cox_relevance(X, y), _abs_corr(X)
+        else:
+            corr = _abs_corr(np.column_stack([X, y]))
+            relevance, corr = corr[:-1, -1], corr[:-1, :-1]
         chosen = [int(np.argmax(relevance))]
         redundancy = corr[chosen[0]].copy()
         while len(chosen) < k:
@@ -91,7 +105,7 @@ class KBest(SelectorMixin, BaseEstimator):
 
     def fit(self, X, y):
         X = validate_data(self, X)
-        f = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
+        f = np.nan_to_num(_f_scores(X, y), nan=0.0)
         order = np.argsort(-f, kind="stable")[: min(self.k, X.shape[1])]
         self.scores_ = f
         self.support_ = np.zeros(X.shape[1], dtype=bool)
@@ -117,6 +131,11 @@ class L1Selector(SelectorMixin, BaseEstimator):
         from sklearn.linear_model import LogisticRegression
 
         X = validate_data(self, X)
+        from gcmlm.fusion.core import survival
+
+        if survival.is_survival(y):  # a Cox lasso path instead of the logistic one
+            self.support_ = survival.cox_lasso_support(X, y, self.k)
+            return self
         model = LogisticRegression(l1_ratio=1.0, C=self.C, solver="liblinear", class_weight="balanced",
                                    random_state=self.random_state, max_iter=2000)
         coef = np.abs(model.fit(X, y).coef_.ravel())

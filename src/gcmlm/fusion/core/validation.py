@@ -43,21 +43,38 @@ def training_threshold(fitted, X: pd.DataFrame, y: np.ndarray, cv, rule: str) ->
     return metrics.choose_threshold(y, scores, rule), scores
 
 
+class BinaryTask:
+    """What nested_cv does per outcome type: folds stratified on the label, the probability of the
+    positive class, a training-fold threshold. ``survival.SurvivalTask`` is the time-to-event one."""
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        return y
+
+    def predict(self, model, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {"score": model.predict_proba(X)[:, 1]}
+
+    def cutoffs(self, model, X: pd.DataFrame, y: np.ndarray, inner_cv, rule: str) -> dict[str, float]:
+        return {"threshold": training_threshold(model, X, y, inner_cv, rule)[0]}
+
+    def outcome(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        return {"label": y}
+
+
 def nested_cv(table: pd.DataFrame, y: np.ndarray, factories: dict, *, outer_folds: int, outer_repeats: int,
-              inner_cv, seed: int, threshold_rule: str) -> CVResult:
+              inner_cv, seed: int, threshold_rule: str, task=None) -> CVResult:
+    task = task or BinaryTask()
     outer = RepeatedStratifiedKFold(n_splits=outer_folds, n_repeats=outer_repeats, random_state=seed)
     rows, weights, params = [], [], []
     ids = table[PATIENT_ID].astype(str).to_numpy()
     progress = Progress(outer_folds * outer_repeats * len(factories), "nested CV", unit="fits")
-    for split, (train, test) in enumerate(outer.split(table, y)):
+    for split, (train, test) in enumerate(outer.split(table, task.strata(y))):
         repeat, fold = divmod(split, outer_folds)
         X_train, X_test = table.iloc[train], table.iloc[test]
         for name, factory in factories.items():
             model = clone(factory).fit(X_train, y[train])
-            threshold, _ = training_threshold(model, X_train, y[train], inner_cv, threshold_rule)
-            score = model.predict_proba(X_test)[:, 1]
+            cutoffs = task.cutoffs(model, X_train, y[train], inner_cv, threshold_rule)
             rows.append(pd.DataFrame({PATIENT_ID: ids[test], "repeat": repeat, "fold": fold, "model": name,
-                                      "score": score, "threshold": threshold, "label": y[test]}))
+                                      **task.predict(model, X_test), **cutoffs, **task.outcome(y[test])}))
             weights += [{"model": name, "repeat": repeat, "fold": fold, **w} for w in feature_weights(model)]
             params.append({"model": name, "repeat": repeat, "fold": fold, "params": chosen_params(model)})
             progress.update()
@@ -71,7 +88,25 @@ REPEAT_METRICS = ("sensitivity", "specificity", "ppv", "npv", "brier", "calibrat
 def _repeat_metrics(part: pd.DataFrame) -> dict:
     """One repeat's pooled out-of-fold metrics, each fold's patients at that fold's own threshold."""
     m = metrics.summary(part["label"].to_numpy(), part["score"].to_numpy(), part["threshold"].to_numpy())
-    return {"auc": m["auc"], "auc_var": m["auc_se"] ** 2, **{k: m[k] for k in REPEAT_METRICS}}
+    return {"auc": m["auc"], "auc_var": m["auc_se"] ** 2, **{k: m[k] for k in REPEAT_METRICS},
+            "calibration_not_estimable": m["calibration_not_estimable"]}
+
+
+CALIBRATION = ("calibration_intercept", "calibration_slope")
+
+
+def _mean_over_repeats(per_repeat: list[dict]) -> dict:
+    """Each metric averaged over repeats; calibration over the repeats where it was estimable
+    (NaN when none was), with ``calibration_not_estimable`` saying in how many it was not and why."""
+    mean = {k: float(np.mean([m[k] for m in per_repeat])) for k in per_repeat[0]
+            if k not in (*CALIBRATION, "calibration_not_estimable")}
+    estimable = [m for m in per_repeat if m["calibration_not_estimable"] is None]
+    for k in CALIBRATION:
+        mean[k] = float(np.mean([m[k] for m in estimable])) if estimable else float("nan")
+    reasons = sorted({m["calibration_not_estimable"] for m in per_repeat} - {None})
+    mean["calibration_not_estimable"] = (f"{len(per_repeat) - len(estimable)} of {len(per_repeat)} repeat(s): "
+                                         + "; ".join(reasons)) if reasons else None
+    return mean
 
 
 def summarise(oof: pd.DataFrame) -> dict:
@@ -79,7 +114,7 @@ def summarise(oof: pd.DataFrame) -> dict:
     summary = {}
     for name, part in oof.groupby("model", sort=False):
         per_repeat = [_repeat_metrics(r) for _, r in part.groupby("repeat")]
-        mean = {k: float(np.mean([m[k] for m in per_repeat])) for k in per_repeat[0]}
+        mean = _mean_over_repeats(per_repeat)
         auc, se = mean["auc"], float(np.sqrt(mean.pop("auc_var")))
         ci = list(metrics.logit_wald_ci(auc, se))
         fold_aucs = [metrics.auc_ci(f["label"], f["score"])[0] for _, f in part.groupby(["repeat", "fold"])
