@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 DOCKERFILES := $(sort $(wildcard containers/*/Dockerfile))
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
+# Two test processes (CI has 2 cores); tests that need the tiny nnU-Net share one (tests/unit/conftest.py).
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
 # CWL tests run the tools from the virtual environment (no containers) unless told otherwise.
 CWL_ARGS ?= --no-container
 
@@ -37,7 +39,7 @@ demo: setup ## build the demo cohort and run the full workflow on it with cwltoo
 	bash scripts/demo.sh $(DEMO_OUT)
 
 test: setup lint-galaxy ## unit tests (Galaxy wrappers: drift, planemo lint, execution), CWL validation and CWL tests (tools run from .venv)
-	$(PY) -m pytest tests tools workflows --ignore=tests/cluster --ignore=tests/containers $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
+	$(PY) -m pytest tests tools workflows --ignore=tests/cluster --ignore=tests/containers $(PYTEST_WORKERS) $(PYTEST_ARGS) --cwl-runner cwltool --cwl-args="$(CWL_ARGS)"
 
 test-containers: setup ## build the images, run every tool's CWL tests inside its image, then the demo in containers
 	bash .ci/containers.sh

@@ -7,7 +7,9 @@ doc: |
   fusion-merge joins the radiology, pathology and clinical patient tables (those given) on
   patient_id; fusion-train runs nested cross-validation of per-modality, fused and stacked models
   and refits them on all patients (cv_report: nested-CV report.html); if `external_table` is given, fusion-evaluate validates the
-  saved models on it (report.html); if `predict_table` is given, fusion-predict scores it.
+  saved models on it (report.html); if `predict_table` is given, fusion-predict scores it. If
+  `time_column` (with `event_column`) is given, a second fusion-train runs the time-to-event
+  analysis (penalised Cox models, C-index, AUC(t), Kaplan-Meier) beside the binary one (survival_*).
 
 $namespaces:
   s: https://schema.org/
@@ -34,6 +36,21 @@ inputs:
   label:
     type: string
     doc: binary outcome column
+  time_column:
+    type: string?
+    doc: follow-up time column (time to event or censoring); runs the time-to-event analysis too
+  event_column:
+    type: string?
+    doc: event column (1 = event, 0 = censored); with time_column
+  time_unit:
+    type:
+      - "null"
+      - type: enum
+        symbols: [days, months, years]
+    doc: unit of time_column (default months)
+  horizons:
+    type: float[]?
+    doc: horizons for AUC(t), calibration and survival probabilities, in time_unit (default 1, 2, 3 years)
   policy:
     type:
       type: enum
@@ -107,6 +124,46 @@ steps:
       seed: seed
       n_jobs: n_jobs
     out: [model_dir, metrics, oof_predictions, selected_features, model_card, report, plots]
+  train_survival:
+    run: ../tools/fusion-train/fusion-train.cwl
+    when: $(inputs.time != null)
+    in:
+      table: merge/merged
+      time: time_column
+      event: event_column
+      time_unit: time_unit
+      horizons: horizons
+      models: models
+      selection: selection
+      k_features: k_features
+      combat_column: combat_column
+      outer_folds: outer_folds
+      outer_repeats: outer_repeats
+      inner_folds: inner_folds
+      tuning: tuning
+      seed: seed
+      n_jobs: n_jobs
+    out: [model_dir]
+  survival_folder:
+    doc: |
+      Names the time-to-event fusion-train folder survival_model: both fusion-train runs write
+      fusion_model, and two workflow outputs of one name would collide under --outdir.
+    in:
+      model_dir: train_survival/model_dir
+    out: [renamed]
+    run:
+      class: ExpressionTool
+      inputs:
+        model_dir: Directory?
+      outputs:
+        renamed: Directory?
+      expression: |
+        ${
+          if (inputs.model_dir === null) { return {renamed: null}; }
+          var folder = inputs.model_dir;
+          folder.basename = "survival_model";
+          return {renamed: folder};
+        }
   evaluate:
     run: ../tools/fusion-evaluate/fusion-evaluate.cwl
     when: $(inputs.table !== null)
@@ -166,3 +223,9 @@ outputs:
   predictions:
     type: File?
     outputSource: predict/predictions
+  survival_model_dir:
+    type: Directory?
+    outputSource: survival_folder/renamed
+    doc: |
+      time-to-event fusion-train folder (absent without time_column): Cox models, metrics.json
+      (C-index, AUC(t), IBS, calibration), oof_predictions.csv, report.html with Kaplan-Meier curves

@@ -109,6 +109,21 @@ inputs:
   label:
     type: string
     default: mlm
+  time_column:
+    type: string?
+    doc: follow-up time column of the clinical table; runs the time-to-event analysis too (fusion/survival/)
+  event_column:
+    type: string?
+    doc: event column (1 = event, 0 = censored); with time_column
+  time_unit:
+    type:
+      - "null"
+      - type: enum
+        symbols: [days, months, years]
+    doc: unit of time_column (default months)
+  horizons:
+    type: float[]?
+    doc: horizons for AUC(t), calibration and survival probabilities, in time_unit (default 1, 2, 3 years)
   merge_policy:
     type:
       type: enum
@@ -195,6 +210,10 @@ steps:
       path_table: pathology/patient_table
       clinical_table: clinical
       label: label
+      time_column: time_column
+      event_column: event_column
+      time_unit: time_unit
+      horizons: horizons
       policy: merge_policy
       models: models
       classifier: classifier
@@ -208,12 +227,12 @@ steps:
       external_table: external_table
       predict_table: predict_table
     out: [merged_table, join_report, model_dir, cv_metrics, cv_report, oof_predictions, selected_features, cv_plots,
-          external_metrics, report, external_plots, predictions]
+          external_metrics, report, external_plots, predictions, survival_model_dir]
 
   results:
     doc: |
       Groups the outputs by branch and kind (README, "Results"): radiology/{masks,qa,features},
-      pathology/{coords,features,qa}, fusion/ (model/, external/). Directory literals, so cwltool and
+      pathology/{coords,features,qa}, fusion/ (model/, external/, survival/). Directory literals, so cwltool and
       Toil write the same tree under --outdir; `tree` holds the three for run-report.
     in:
       ct_masks: radiology/masks
@@ -235,6 +254,7 @@ steps:
       external_report: fusion/report
       external_plots: fusion/external_plots
       predictions: fusion/predictions
+      survival_model_dir: fusion/survival_model_dir
     out: [radiology, pathology, fusion, tree]
     run:
       class: ExpressionTool
@@ -258,6 +278,7 @@ steps:
         external_report: File?
         external_plots: File[]?
         predictions: File?
+        survival_model_dir: Directory?
       outputs:
         radiology: Directory
         pathology: Directory
@@ -269,6 +290,8 @@ steps:
           function dir(name, items) { return {class: "Directory", basename: name, listing: present(items)}; }
           var model = inputs.model_dir;
           model.basename = "model";
+          var survival = inputs.survival_model_dir || null;  // absent without time_column
+          if (survival) { survival.basename = "survival"; }
           var external = present([inputs.external_metrics, inputs.external_report]).concat(present(inputs.external_plots));
           var radiology = dir("radiology", [
             dir("masks", inputs.ct_masks),
@@ -279,7 +302,8 @@ steps:
             dir("features", [inputs.patient_table, inputs.slide_table]),
             dir("qa", inputs.tissue_masks.concat(inputs.patch_maps, inputs.tiling_summaries, [inputs.pool_report]))]);
           var fusion = dir("fusion", [inputs.merged_table, inputs.join_report, model,
-                                      external.length ? dir("external", external) : null, inputs.predictions]);
+                                      external.length ? dir("external", external) : null, inputs.predictions,
+                                      survival]);
           return {radiology: radiology, pathology: pathology, fusion: fusion,
                   tree: dir("results", [radiology, pathology, fusion])};
         }
@@ -311,4 +335,6 @@ outputs:
   fusion_outputs:
     type: Directory
     outputSource: results/fusion
-    doc: merged.csv, join_report.json, model/ (fusion-train's folder, report.html), external/, predictions.csv
+    doc: >
+      merged.csv, join_report.json, model/ (fusion-train's folder, report.html), external/, predictions.csv,
+      survival/ (the time-to-event fusion-train folder, with time_column)

@@ -158,9 +158,11 @@ IO_KINDS: dict[str, dict[str, IoKind]] = {
     },
     "mil-heatmap": {"--attention": IN_FILE, "--slide": IN_FILE, "--out": OUT_FILE, "--geojson": OUT_FILE},
     "fusion-merge": {"--tables": IN_FILE, "--out": OUT_FILE, "--report": OUT_FILE},
-    "fusion-train": {"--table": IN_FILE, "--label": V, "--combat-column": V, "--out": OUT_DIR},
+    "fusion-train": {"--table": IN_FILE, "--label": V, "--time": V, "--event": V, "--combat-column": V,
+                     "--out": OUT_DIR},
     "fusion-evaluate": {
-        "--model": IN_FILE_OR_DIR, "--names": V, "--table": IN_FILE, "--label": V, "--out": OUT_DIR,
+        "--model": IN_FILE_OR_DIR, "--names": V, "--table": IN_FILE, "--label": V, "--time": V, "--event": V,
+        "--out": OUT_DIR,
     },
     "fusion-predict": {"--model": IN_FILE_OR_DIR, "--name": V, "--table": IN_FILE, "--out": OUT_FILE},
     "run-report": {"--results": IN_DIR, "--out": OUT_FILE, "--manifest": IN_FILE, "--labels": IN_FILE, "--title": V},

@@ -153,6 +153,24 @@ EXTRAS: dict[str, Extras] = {
         outputs=(Out("patient_table", "pathology_features.csv", TABLE, "${tool.name}: patient features"),
                  Out("slide_table", "slide_features.csv", TABLE, "${tool.name}: slide features"),
                  Out("report", "slide_pool_report.json", "json", "${tool.name}: report"))),
+    "mil-train": Extras(
+        out_paths={"--out": "mil_model"}, zip_dirs=("--out",), citations=("CLAM",),
+        formats={"--features": "h5", "--slide-map": TABLE, "--labels": TABLE},
+        outputs=(Out("model_dir", "mil_model.zip", "zip", "${tool.name}: MIL model (zip)"),
+                 Out("training", "mil_model/training.json", "json", "${tool.name}: training summary"),
+                 Out("learning_curve", "mil_model/learning_curve.png", "png", "${tool.name}: learning curve"))),
+    "mil-predict": Extras(
+        out_paths={"--out": "mil_risk.csv", "--slide-out": "mil_slide_risk.csv", "--attention-dir": "attention"},
+        formats={"--model": "zip", "--features": "h5", "--slide-map": TABLE},
+        outputs=(Out("risk", "mil_risk.csv", TABLE, "${tool.name}: patient risks"),
+                 Out("slide_risk", "mil_slide_risk.csv", TABLE, "${tool.name}: slide risks"),
+                 Out("attention", "attention", "h5", "${tool.name}: attention",
+                     collection=r"(?P<designation>.+)\.h5"))),
+    "mil-heatmap": Extras(
+        out_paths={"--out": "heatmap.png", "--geojson": "attention.geojson"}, citations=("CLAM", "OpenSlide"),
+        formats={"--attention": "h5", "--slide": SLIDE},
+        outputs=(Out("heatmap", "heatmap.png", "png", "${tool.name} on ${on_string}: attention heatmap"),
+                 Out("regions", "attention.geojson", "json", "${tool.name} on ${on_string}: top-attention regions"))),
     "fusion-merge": Extras(
         out_paths={"--out": "merged.csv", "--report": "join_report.json"}, formats={"--tables": TABLE},
         outputs=(Out("merged", "merged.csv", TABLE, "${tool.name}: merged table"),

@@ -39,3 +39,11 @@ def tiny_model(demo_cohort, tmp_path_factory) -> dict:
     return {"work": work, "raw": raw, "pre": pre, "zip": work / "model.zip", "images": images,
             "pred": work / "pred", "results": work / "results",
             "train_cases": TRAIN_CASES, "held_out": HELD_OUT, "epochs": EPOCHS}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), every test that needs the tiny
+    nnU-Net runs on one worker, so the model is trained once per run, not once per worker."""
+    for item in items:
+        if "tiny_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("tiny_nnunet"))

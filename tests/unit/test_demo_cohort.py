@@ -99,6 +99,10 @@ def test_manifest_and_clinical_follow_the_conventions(demo_cohort):
     assert {"clin_age", "clin_sex_male", "clin_t_stage", "clin_n_stage", "clin_cea"} <= set(clinical.columns)
     assert set(clinical["mlm"]) == {0, 1}
     assert clinical["clin_t_stage"].between(1, 4).all() and clinical["clin_n_stage"].between(0, 3).all()
+    # follow-up: the event is the MLM outcome, seen within follow-up; the others are censored later
+    assert (clinical["mlm_event"] == clinical["mlm"]).all()
+    assert clinical["mlm_time_months"].between(0.5, 60).all()
+    assert "mlm_time_months" not in feature_columns(clinical)
 
 
 def test_same_seed_same_bytes_slide_size_changes_only_slides(tmp_path):

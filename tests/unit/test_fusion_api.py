@@ -38,7 +38,7 @@ def test_readme_example(repo, tmp_path, monkeypatch):
     assert len(merged) == 48 and set(trained.models) == {"rad", "clin", "fused"}
     assert len(risk.table) == 10 and risk.cutoffs == [trained.models["fused"].threshold]
     # the same out-of-fold scores as `gcmlm fusion-train` (pinned in tools/fusion-train/tests)
-    assert _sha1(tmp_path / "model" / "oof_predictions.csv") == "6d86cde911c4a21d2be27bf1a11ab4dc714713e2"
+    assert _sha1(tmp_path / "model" / "oof_predictions.csv") == "f37660e0c90d678d7d9f1a0fd9e48cdbc58a01e4"
 
 
 def test_defaults_live_in_the_settings_and_the_command_line_uses_them():

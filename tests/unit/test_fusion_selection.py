@@ -79,3 +79,27 @@ def test_combat_passes_unseen_centres_through(caplog):
     combat = ComBatHarmonizer("centre").fit(train)
     assert combat.transform(new) == pytest.approx(new.drop(columns="centre").to_numpy())
     assert "not in the training data" in caplog.text
+
+
+def _pruned_one_row_at_a_time(X, y, threshold):
+    """The pruner's first form: check each visited feature against every kept one."""
+    from sklearn.feature_selection import f_classif
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.abs(np.corrcoef(X, rowvar=False)), nan=0.0)
+    keep = np.zeros(X.shape[1], dtype=bool)
+    for j in np.argsort(-np.nan_to_num(f_classif(X, y)[0], nan=-1.0), kind="stable"):
+        if not (corr[j, keep] > threshold).any():
+            keep[j] = True
+    return keep
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.7, 0.9])
+def test_correlation_pruner_keeps_what_the_one_row_at_a_time_form_kept(threshold):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 60)
+    base = rng.normal(size=(60, 8))
+    X = np.column_stack([base @ rng.normal(size=(8, 120)) + rng.normal(scale=0.5, size=(60, 120)),
+                         np.ones(60)])  # correlated blocks, and a constant column (NaN correlations)
+    pruner = CorrelationPruner(threshold).fit(X, y)
+    assert np.array_equal(pruner.get_support(), _pruned_one_row_at_a_time(X, y, threshold))

@@ -1,5 +1,6 @@
 """fusion-train: what it sets aside from a table, and the output it refuses to replace."""
 
+import dataclasses
 import json
 import logging
 
@@ -53,3 +54,13 @@ def test_settings_out_of_range_name_the_option(field, value, option):
 def test_outcome_that_is_a_feature_is_refused(repo):
     with pytest.raises(GcmlmError, match="'clin_signal' is also a feature column"):
         train_models(repo / TRAIN_TABLE, "clin_signal", FAST)
+
+
+def test_parallel_outer_splits_give_the_serial_run_byte_for_byte(repo, tmp_path):
+    """--n-jobs only changes how many outer splits run at once: every output table is identical."""
+    settings = TrainSettings(models=("rad", "clin"), outer_folds=3, outer_repeats=1, inner_folds=3, tuning="fast",
+                             k_features=(3,))
+    for n_jobs in (1, 2):
+        train_models(repo / TRAIN_TABLE, "mlm", dataclasses.replace(settings, n_jobs=n_jobs), tmp_path / f"jobs{n_jobs}")
+    for name in ("oof_predictions.csv", "selected_features.csv", "metrics.json"):
+        assert (tmp_path / "jobs1" / name).read_bytes() == (tmp_path / "jobs2" / name).read_bytes(), name

@@ -277,15 +277,45 @@ def test_every_type_fusion_train_writes_is_allowed(tmp_path):
             estimator = make_model(name, used, config).fit(table, y)
             features = list(dict.fromkeys(c for c in used["rad"] + used["clin"]))
             model = RiskModel(name=name, estimator=estimator, features=features, card={"config": config.describe()})
-            path = tmp_path / f"{i}-{name}.skops"
-            inputs.save_model(model, path)
-            with zipfile.ZipFile(path) as archive:
-                for node in nodes(json.loads(archive.read("schema.json"))):
-                    pair = (node["__loader__"], f"{node['__module__']}.{node['__class__']}")
-                    seen.add(pair)
-                    if pair[1] not in inputs.MODEL_FILE_TYPES.get(pair[0], ()) and pair[0] != "CachedNode":
-                        missing.add(pair)
-            if not missing:
-                np.testing.assert_array_equal(inputs.load_model(path).predict_risk(table), model.predict_risk(table))
+            missing |= saved_types_missing(model, tmp_path / f"{i}-{name}.skops", table, seen)
     assert not missing, f"add to MODEL_FILE_TYPES (inputs.py): {sorted(missing)}"
     assert ("ObjectNode", "gcmlm.fusion.core.harmonize.ComBatHarmonizer") in seen
+
+
+def saved_types_missing(model: RiskModel, path, table, seen: set) -> set:
+    """Save ``model``; the (loader, type) pairs of its file not in MODEL_FILE_TYPES (all seen go to
+    ``seen``); when none is missing, the reloaded model must predict exactly as the original."""
+    missing = set()
+    inputs.save_model(model, path)
+    with zipfile.ZipFile(path) as archive:
+        for node in nodes(json.loads(archive.read("schema.json"))):
+            pair = (node["__loader__"], f"{node['__module__']}.{node['__class__']}")
+            seen.add(pair)
+            if pair[1] not in inputs.MODEL_FILE_TYPES.get(pair[0], ()) and pair[0] != "CachedNode":
+                missing.add(pair)
+    if not missing:
+        np.testing.assert_array_equal(inputs.load_model(path).predict_risk(table), model.predict_risk(table))
+    return missing
+
+
+def test_every_type_a_survival_model_writes_is_allowed(tmp_path):
+    """The same for the time-to-event models (penalised Cox, the Cox stacker; every selection)."""
+    from gcmlm.fusion.core import survival
+
+    table = merged(planted_tables(40, noise_features=2, effect=2.0, seed=5, centres=2))
+    rng = np.random.default_rng(0)
+    y = survival.surv(table["mlm"], rng.exponential(30, len(table)) / (1 + table["mlm"]))
+    cols = {m: [c for c in table.columns if c.startswith(f"{m}_")] for m in ("rad", "clin")}
+    missing, seen = set(), set()
+    for i, selection in enumerate(SELECTIONS):
+        config = ModelConfig(selection=selection, k_features=[2, 3], tuning="fast", inner_folds=3, outcome="survival",
+                             combat_column="centre" if i == 0 else None)
+        used = {m: c + ([config.combat_column] if config.combat_column else []) for m, c in cols.items()}
+        for name in ("rad", "stacked"):
+            estimator = make_model(name, used, config).fit(table, y)
+            features = list(dict.fromkeys(c for c in used["rad"] + used["clin"]))
+            model = RiskModel(name=name, estimator=estimator, features=features,
+                              card={"config": config.describe(), "outcome": "survival"})
+            missing |= saved_types_missing(model, tmp_path / f"s{i}-{name}.skops", table, seen)
+    assert not missing, f"add to MODEL_FILE_TYPES (inputs.py): {sorted(missing)}"
+    assert ("ObjectNode", "gcmlm.fusion.core.survival.CoxStacker") in seen

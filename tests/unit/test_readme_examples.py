@@ -43,7 +43,14 @@ def example_folder(request, tmp_path, shared_data) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("heading, code", python_examples(), ids=[h.split(":")[0] for h, _ in python_examples()])
+def example_params() -> list:
+    # the radiology example needs the tiny nnU-Net: on the worker that trains it (see conftest.py)
+    return [pytest.param(heading, code, id=heading.split(":")[0],
+                         marks=[pytest.mark.xdist_group("tiny_nnunet")] if "model.zip" in code else [])
+            for heading, code in python_examples()]
+
+
+@pytest.mark.parametrize("heading, code", example_params())
 def test_readme_example_runs(heading, code, example_folder):
     tmp_path = example_folder
     (tmp_path / "example.py").write_text(code)

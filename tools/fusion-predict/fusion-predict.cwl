@@ -62,6 +62,10 @@ inputs:
   cutoffs:
     type: float[]?
     inputBinding: {prefix: --cutoffs}
+  horizons:
+    type: float[]?
+    inputBinding: {prefix: --horizons}
+    doc: Time-to-event models only, survival probability at these times (model's unit; default its horizons).
   out_name:
     type: string
     default: predictions.csv

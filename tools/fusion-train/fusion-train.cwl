@@ -51,9 +51,28 @@ inputs:
     inputBinding: {prefix: --table}
     doc: Patient table (CSV, edam:format_3752), e.g. from fusion-merge.
   label:
-    type: string
+    type: string?
     inputBinding: {prefix: --label}
-    doc: Binary outcome column (0/1).
+    doc: Binary outcome column (0/1); or time with event.
+  time:
+    type: string?
+    inputBinding: {prefix: --time}
+    doc: Follow-up time column (time to event or censoring); with event instead of label.
+  event:
+    type: string?
+    inputBinding: {prefix: --event}
+    doc: Event column (1 = event, 0 = censored).
+  time_unit:
+    type:
+      - "null"
+      - type: enum
+        symbols: [days, months, years]
+    inputBinding: {prefix: --time-unit}
+    doc: Unit of the time column (default months), stated in the outputs.
+  horizons:
+    type: float[]?
+    inputBinding: {prefix: --horizons}
+    doc: Horizons for AUC(t), calibration and survival probabilities, in the time unit (default 1, 2, 3 years).
   models:
     # string[], not an array of enum: cwltool cannot bind an array of enums (cwltool#821)
     type: string[]?

@@ -9,6 +9,7 @@ Read without pandas: stages that only look up their cases start faster.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from gcmlm.common.errors import GcmlmError
@@ -63,4 +64,17 @@ def slide_patient_map(path: str | os.PathLike) -> dict[str, str]:
         if sid in mapping and mapping[sid] != pid:
             raise GcmlmError(f"slide '{sid}' is mapped to patients {mapping[sid]} and {pid}", path)
         mapping[sid] = pid
+    return mapping
+
+
+def map_slides(feature_files: Sequence[str | os.PathLike], slide_map: str | os.PathLike | None = None) -> dict[str, str]:
+    """Slide ID (a feature file's stem) -> patient ID, from ``slide_map`` (a cohort manifest or a
+    patient_id,slide_id CSV) or, without one, each slide its own patient."""
+    slide_ids = [slide_id(p) for p in feature_files]
+    if not slide_map:
+        return {s: s for s in slide_ids}
+    mapping = slide_patient_map(slide_map)
+    unmapped = [p for p, s in zip(feature_files, slide_ids, strict=True) if s not in mapping]
+    if unmapped:
+        raise GcmlmError(f"slide '{slide_id(unmapped[0])}' is not in the slide map {slide_map}", unmapped[0])
     return mapping

@@ -19,6 +19,7 @@ from gcmlm.common.errors import GcmlmError, one_line
 
 PATIENT_ID = "patient_id"
 if TYPE_CHECKING:  # imported where used: stages that only need the constants start faster
+    import numpy as np
     import pandas as pd
 
 MODALITIES = {"rad": "rad_", "path": "path_", "clin": "clin_"}
@@ -120,3 +121,23 @@ def read_csv_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, st
     except (UnicodeDecodeError, csv.Error) as exc:
         raise GcmlmError(f"not a readable CSV ({exc})", path) from None
     return columns, rows
+
+
+def read_labels(table: pd.DataFrame, column: str, source: str | os.PathLike) -> np.ndarray:
+    """The outcome as 0/1; missing or non-binary values are an error naming the patients."""
+    import pandas as pd
+
+    if column not in table.columns:
+        raise GcmlmError(f"no outcome column '{column}' (columns: {', '.join(map(str, table.columns[:8]))}...)", source)
+    values = table[column]
+    if values.dtype == bool:
+        values = values.astype(int)
+    missing = table.loc[values.isna(), PATIENT_ID].astype(str).tolist()
+    if missing:
+        raise GcmlmError(f"outcome '{column}' is missing for {len(missing)} patient(s): {', '.join(missing[:10])}", source)
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any() or not set(numeric.unique()) <= {0, 1}:
+        bad = sorted(set(values.astype(str)) - {"0", "1", "0.0", "1.0"})
+        raise GcmlmError(f"outcome '{column}' must be 0/1, found {', '.join(bad[:5])}", source)
+    y = numeric.to_numpy(dtype=int)
+    return y

@@ -5,13 +5,15 @@ Writes, under one folder:
   labels/<pid>.nii.gz    uint8 0 background, 1 stomach wall, 2 tumour, same grid as the CT
   slides/<slide>.tiff    pyramidal JPEG-tiled H&E-like WSIs, 0.5 um/px (gcmlm.demo.core.wsi)
   manifest.csv           patient_id,kind,path,label (relative paths)
-  clinical.csv           patient_id, clin_* features, mlm (the outcome)
+  clinical.csv           patient_id, clin_* features, mlm (the outcome), mlm_time_months and
+                         mlm_event (follow-up: time to MLM or to the last visit, event 0/1)
   truth.json             planted latent risks and generator settings
 
 The latent risks and outcomes are drawn for the whole cohort at once (stratified, see
 gcmlm.demo.core.patients); everything else comes from per-patient streams (seed, patient index,
 purpose), so the CT, slides and clinical noise of a patient do not shift when, say, the slide
-size changes. The second patient has two slides.
+size changes. Follow-up comes from a stream of its own, so adding it left every other column, CT
+and slide as it was. The second patient has two slides.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ SLIDE_MPP = 0.5  # 20x
 DEFAULT_SLIDE_SIZE = (4096, 3072)  # width, height in level-0 pixels: 2 x 1.5 mm of tissue section
 TWO_SLIDE_PATIENT = 1  # index of the patient with two slides (the first one if there is only one)
 # Purposes of the per-patient random streams.
-_CLINICAL, _CT, _SLIDES = 0, 1, 2
+_CLINICAL, _CT, _SLIDES, _FOLLOW_UP = 0, 1, 2, 3
 
 
 def _stream(seed: int, index: int, purpose: int) -> np.random.Generator:
@@ -98,7 +100,8 @@ def make_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, se
             manifest.append({PATIENT_ID: pid, "kind": "slide", "path": f"slides/{sid}.tiff", "label": ""})
             slide_truth.append({"slide_id": sid, "mpp": SLIDE_MPP, "levels": levels, **params.__dict__})
 
-        clinical.append({PATIENT_ID: pid, **person.clinical, "mlm": person.mlm})
+        clinical.append({PATIENT_ID: pid, **person.clinical, "mlm": person.mlm,
+                         **patient_model.follow_up(_stream(seed, i, _FOLLOW_UP), person)})
         truth.append({**person.truth(), "ct": ct.truth_dict(ct_truth), "slides": slide_truth})
 
     paths = {

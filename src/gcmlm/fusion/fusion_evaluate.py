@@ -30,7 +30,7 @@ from gcmlm.common.tables import (
     feature_columns,
     read_patient_table,
 )
-from gcmlm.fusion.core import checks, metrics, plots, report
+from gcmlm.fusion.core import checks, metrics, plots, report, survival, survival_report
 from gcmlm.fusion.core.inputs import load_models, read_labels
 from gcmlm.fusion.core.models import RiskModel, fusion_pairs
 
@@ -78,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--names", nargs="+", metavar="NAME",
                         help="only these models from a folder (e.g. fused stacked)")
     parser.add_argument("--table", required=True, metavar="CSV", help="external cohort patient table")
-    parser.add_argument("--label", required=True, metavar="COLUMN", help="binary outcome column (0/1)")
+    parser.add_argument("--label", metavar="COLUMN", help="binary outcome column (0/1); or --time with --event")
+    survival_report.add_outcome_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     parser.add_argument("--bootstrap", type=int, default=DEFAULTS.bootstrap,
                         help="bootstrap resamples for Brier/calibration CIs")
@@ -89,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     settings = EvaluateSettings(bootstrap=args.bootstrap, seed=args.seed)
     check_outputs(dirs=[args.out], inputs=[args.model, args.table])  # before the models are read
     models = load_models(args.model, args.names)
-    evaluate_model(models, args.table, args.label, settings, args.out)
+    outcome = survival_report.outcome_from_args(args)
+    evaluate_model(models, args.table, outcome, settings, args.out)
     return 0
 
 
@@ -102,6 +104,8 @@ def evaluate_model(models: RiskModel | Mapping[str, RiskModel] | str | os.PathLi
     if out_dir is not None:
         check_outputs(dirs=[out_dir], inputs=[p for p in (models, table) if isinstance(p, (str, os.PathLike))])
     models = as_models(models)
+    if isinstance(label, survival.SurvivalOutcome):  # frozen Cox models: C-indices, AUC(t), KM by group
+        return evaluate_survival(models, table, label, settings, out_dir, source)
     table, y, source = read_cohort(table, label, source, models)
     for model in models.values():
         checks.require_model_inputs(model, table, source)
@@ -120,6 +124,34 @@ def evaluate_model(models: RiskModel | Mapping[str, RiskModel] | str | os.PathLi
     for name, r in evaluation.results.items():
         log.info("%-8s AUC %.3f [%.3f, %.3f]", name, r["auc"], *r["auc_ci95"])
     if out_dir is not None:
+        log.info("report: %s", Path(out_dir) / "report.html")
+    return evaluation
+
+
+def evaluate_survival(models: dict[str, RiskModel], table: pd.DataFrame | str | os.PathLike,
+                      outcome: survival.SurvivalOutcome, settings: EvaluateSettings,
+                      out_dir: str | os.PathLike | None, source: str | os.PathLike) -> dict:
+    """The time-to-event evaluation (metrics as in ``survival_report.evaluate``), written to ``out_dir``."""
+    if isinstance(table, pd.DataFrame):
+        check_patient_table(table, source)
+    else:
+        source, table = table, read_patient_table(require_file(table, "file"))
+    checks.require_patients(table, source)
+    inputs = [f for m in models.values() for f in m.features]
+    for column in outcome.columns:
+        checks.require_label_not_feature(column, [*feature_columns(table), *inputs], source)
+    y = survival.read_outcome(table, outcome, source)
+    for model in models.values():
+        checks.require_model_inputs(model, table, source)
+    evaluation = survival_report.evaluate(models, table, y, outcome, resamples=settings.bootstrap,
+                                          seed=settings.seed, source=source)
+    evaluation["resamples"] = settings.bootstrap
+    for name, r in evaluation["models"].items():
+        log.info("%-8s Harrell's C %.3f [%.3f, %.3f]", name, r["harrell_c"], *r["harrell_c_ci95"])
+    if out_dir is not None:
+        with atomic_dir(out_dir) as out:
+            survival_report.write_evaluation(dict(evaluation), out,
+                                             f"gcmlm external validation (time to event): {Path(source).name}")
         log.info("report: %s", Path(out_dir) / "report.html")
     return evaluation
 

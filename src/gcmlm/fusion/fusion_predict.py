@@ -24,7 +24,7 @@ import pandas as pd
 from gcmlm.common.atomic import atomic_file, check_outputs
 from gcmlm.common.errors import GcmlmError, require_file
 from gcmlm.common.tables import PATIENT_ID, check_patient_table, read_patient_table
-from gcmlm.fusion.core import checks
+from gcmlm.fusion.core import checks, survival, survival_report
 from gcmlm.fusion.core.inputs import CARD, load_models
 from gcmlm.fusion.core.models import RiskModel
 
@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="risk groups from the training threshold or the training score tertiles")
     parser.add_argument("--cutoffs", nargs="+", type=float, metavar="P",
                         help="explicit risk cut-offs, increasing, inside (0, 1) (overrides --groups)")
+    survival_report.add_outcome_arguments(parser, with_columns=False)  # time-to-event models: --horizons
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
         checks.require_cutoffs(args.cutoffs)
     check_outputs(files=[args.out], inputs=[args.model, args.table])  # before the model is read
     model = pick_model(args.model, args.name)
-    write_predictions(predict_risk(model, args.table, groups=args.groups, cutoffs=args.cutoffs), args.out)
+    write_predictions(predict_risk(model, args.table, groups=args.groups, cutoffs=args.cutoffs,
+                                   horizons=getattr(args, "horizons", None)), args.out)
     return 0
 
 
 def predict_risk(model: RiskModel | str | os.PathLike, table: pd.DataFrame | str | os.PathLike, *,
                  groups: str = DEFAULT_GROUPS, cutoffs: Sequence[float] | None = None,
-                 source: str | os.PathLike = "table") -> RiskPredictions:
+                 horizons: Sequence[float] | None = None, source: str | os.PathLike = "table") -> RiskPredictions:
     """Risk scores and groups. ``model``: a model, a .skops file or a fusion-train output folder
     (its default model); ``table``: a patient table or its CSV (``source`` names an in-memory
     one); ``cutoffs`` (explicit) override ``groups``."""
@@ -77,7 +79,28 @@ def predict_risk(model: RiskModel | str | os.PathLike, table: pd.DataFrame | str
     scores = model.predict_risk(table)
     out = pd.DataFrame({PATIENT_ID: table[PATIENT_ID].astype(str), "model": model.name, "risk_score": scores,
                         "risk_group": risk_groups(scores, cutoffs)})
+    if model.card.get("outcome") == "survival":  # S(t) per horizon, in the model's time unit
+        times = survival_horizons(model, horizons)
+        at = survival.survival_at(model.estimator, table[model.features], times)
+        for j, t in enumerate(times):
+            out[f"survival_{t:g}_{model.card['time_unit']}"] = at[:, j]
+    elif horizons:
+        raise GcmlmError("--horizons applies to time-to-event models only", "--horizons")
     return RiskPredictions(out, model, cutoffs, cutoff_source)
+
+
+def survival_horizons(model: RiskModel, horizons: Sequence[float] | None) -> list[float]:
+    """The horizons asked for (else the model's); beyond the training follow-up S(t) would be an
+    extrapolation of the baseline hazard, so those are refused."""
+    times = sorted({float(h) for h in horizons}) if horizons else list(model.card.get("horizons", []))
+    for t in times:
+        checks.require_option("--horizons", t, 0, low_open=True)
+    longest = model.card.get("max_follow_up", float("inf"))
+    beyond = [t for t in times if t >= longest]
+    if beyond:
+        raise GcmlmError(f"horizon(s) {', '.join(f'{t:g}' for t in beyond)} are beyond the training follow-up "
+                         f"({longest:g} {model.card.get('time_unit', '')})", "--horizons")
+    return times
 
 
 def write_predictions(predictions: RiskPredictions, out: str | os.PathLike) -> Path:

@@ -161,11 +161,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the risk threshold is chosen on training data (youden, or a sensitivity/"
                              "specificity target)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the fold assignments and the models")
-    parser.add_argument("--n-jobs", type=int, default=d.n_jobs, help="parallel inner-CV fits")
+    parser.add_argument("--n-jobs", type=int, default=d.n_jobs,
+                        help="outer CV splits fitted in parallel (default -1: every CPU this process may use; "
+                             "results do not depend on it)")
 
 
 def run(args: argparse.Namespace) -> int:
-    outcome = survival.outcome_from_options(args.label, args.time, args.event, args.time_unit, args.horizons)
+    outcome = survival_report.outcome_from_args(args)
     result = train_models(args.table, outcome, TrainSettings.from_args(args), args.out)
     key = "harrell_c" if isinstance(outcome, survival.SurvivalOutcome) else "auc"
     print(json.dumps({n: round(s[key], 4) for n, s in result.summary.items()}))
@@ -187,6 +189,7 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.
         check_outputs(dirs=[out_dir], inputs=[] if isinstance(table, pd.DataFrame) else [table])
     table, y, source = read_training_data(table, label, source)
     table, data_notes = set_aside_columns(table, label, settings.combat_column, source)
+    table = table.copy()  # one block per dtype: a table built column by column makes every CV split slow
     names, modalities, used = plan_models(table, y, settings, source)
     config = settings.model_config()
     config.outcome = "survival" if is_survival else "binary"
@@ -259,18 +262,19 @@ def set_aside_columns(table: pd.DataFrame, label: str, combat_column: str | None
     for everybody), and a note of what was set aside, for metrics.json and the model card: those
     columns, and the numeric columns the models never read because they carry no modality prefix.
     Both are warned about; a table with no informative feature left is refused."""
+    dropped = checks.uninformative_features(table)
+    unusable = [c for cols in dropped.values() for c in cols]
+    if unusable and len(unusable) == len(feature_columns(table)):  # refused before any warning
+        raise GcmlmError(f"every feature column is constant or empty ({len(unusable)} columns)", source)
     ignored = checks.unprefixed_numeric_columns(table, [*outcome_columns(label), combat_column])
     if ignored:
         log.warning("%d numeric column(s) without a rad_/path_/clin_ prefix are not used as features: %s "
-                    "(rename them with a prefix to use them)", len(ignored), ", ".join(ignored))
-    dropped = checks.uninformative_features(table)
+                    "(right for other outcomes, follow-up and IDs; a clinical variable meant as a feature "
+                    "needs the clin_ prefix)", len(ignored), ", ".join(ignored))
     for why, columns in dropped.items():
         if columns:
             log.warning("%d feature column(s) dropped, %s: %s", len(columns), why.replace("_", " "),
                         ", ".join(columns))
-    unusable = [c for cols in dropped.values() for c in cols]
-    if unusable and len(unusable) == len(feature_columns(table)):
-        raise GcmlmError(f"every feature column is constant or empty ({len(unusable)} columns)", source)
     notes = {"ignored_columns": ignored, "dropped_features": dropped}
     return table.drop(columns=unusable), notes
 
@@ -351,7 +355,8 @@ def cross_validate(table: pd.DataFrame, y: np.ndarray, factories: dict, settings
     config = config or settings.model_config()
     return validation.nested_cv(table, y, factories, outer_folds=settings.outer_folds,
                                 outer_repeats=settings.outer_repeats, inner_cv=config.inner_cv(),
-                                seed=settings.seed, threshold_rule=settings.threshold_rule, task=task)
+                                seed=settings.seed, threshold_rule=settings.threshold_rule, task=task,
+                                n_jobs=settings.n_jobs)
 
 
 def describe_design(y: np.ndarray, label: str, settings: TrainSettings, config: ModelConfig,

@@ -99,7 +99,7 @@ def predict_files(model_dir: PathLike, feature_files: Sequence[PathLike], slide_
                   device: str = DEVICE, threads: int | None = None) -> MILPredictions:
     """Load the model (refusing anything but its safetensors folder), check every feature file
     against its dimension and encoder, and predict."""
-    from gcmlm.pathology.slide_pool import map_slides
+    from gcmlm.common.manifest import map_slides
 
     model = load_mil_model(model_dir)
     for path in feature_files:

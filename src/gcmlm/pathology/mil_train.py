@@ -99,7 +99,7 @@ class TrainResult:
 
 def read_outcomes(labels_csv: PathLike, label: str) -> dict[str, int]:
     """patient ID -> 0/1 outcome, from a patient table (patient_id first)."""
-    from gcmlm.fusion.core.inputs import read_labels
+    from gcmlm.common.tables import read_labels
 
     table = read_patient_table(require_file(labels_csv, "label table"))
     return dict(zip(table[PATIENT_ID].astype(str), read_labels(table, label, labels_csv).tolist(), strict=True))
@@ -118,7 +118,7 @@ def train_mil(feature_files: Sequence[PathLike], labels_csv: PathLike, label: st
               slide_map: PathLike | None = None, config: MILConfig = DEFAULTS, seed: int = SEED,
               device: str = DEVICE, threads: int | None = None) -> TrainResult:
     """``gcmlm mil-train``: a model folder at ``out`` (see the module docstring)."""
-    from gcmlm.pathology.slide_pool import map_slides
+    from gcmlm.common.manifest import map_slides
 
     check_outputs(dirs=[out], inputs=[*feature_files, labels_csv, slide_map])
     config.check()

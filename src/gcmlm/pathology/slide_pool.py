@@ -22,9 +22,9 @@ import pandas as pd
 
 from gcmlm.common.atomic import atomic_file, check_outputs, write_json
 from gcmlm.common.errors import GcmlmError
-from gcmlm.common.manifest import slide_id, slide_patient_map
+from gcmlm.common.manifest import map_slides, slide_id
 from gcmlm.common.tables import PATIENT_ID, write_patient_table
-from gcmlm.pathology.core.clam_h5 import read_features
+from gcmlm.pathology.core.clam_h5 import read_features, refuse_incomplete
 from gcmlm.pathology.core.slide import claim_slide_id
 
 log = logging.getLogger("gcmlm")
@@ -40,27 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="CSV", help="patient table to write")
     parser.add_argument("--report", metavar="JSON", help="per-slide report (patch counts, skipped slides)")
     parser.add_argument("--slide-table", metavar="CSV", help="also write the per-slide mean features")
-
-
-def map_slides(feature_files: Sequence[PathLike], slide_map: PathLike | None = None) -> dict[str, str]:
-    """Slide ID (a feature file's stem) -> patient ID, from ``slide_map`` (a cohort manifest or a
-    patient_id,slide_id CSV) or, without one, each slide its own patient."""
-    slide_ids = [slide_id(p) for p in feature_files]
-    if not slide_map:
-        return {s: s for s in slide_ids}
-    mapping = slide_patient_map(slide_map)
-    unmapped = [p for p, s in zip(feature_files, slide_ids, strict=True) if s not in mapping]
-    if unmapped:
-        raise GcmlmError(f"slide '{slide_id(unmapped[0])}' is not in the slide map {slide_map}", unmapped[0])
-    return mapping
-
-
-def refuse_incomplete(attrs: dict, path: PathLike) -> None:
-    """patch-embed marks its feature files ``complete``; one marked incomplete (an interrupted or
-    failed run) holds only part of the slide. Files without the mark (CLAM's, TRIDENT's) pass."""
-    if "complete" in attrs and not bool(attrs["complete"]):
-        raise GcmlmError("feature file is marked incomplete (complete=False): an unfinished patch-embed run; "
-                         "embed the slide again", path)
 
 
 def pool_slides(feature_files: Sequence[PathLike]) -> tuple[pd.DataFrame, dict[str, int], list[str]]:

@@ -38,7 +38,8 @@ def _copy_features(kit: Path, name: str, **changes) -> None:
 def _make_kit(kit: Path) -> None:
     for sid in SLIDES:
         shutil.copy(TRAIN_DATA / f"{sid}.h5", kit / f"{sid}.h5")
-    shutil.copy(TRAIN_DATA / "slide_map.csv", kit / "slide_map.csv")
+    extra = "".join(f"P05,{name}\n" for name in ("empty", "junk", "F-nan", "F-dim", "F-text", "F-encoder"))
+    (kit / "slide_map.csv").write_text((TRAIN_DATA / "slide_map.csv").read_text() + extra)
     shutil.copy(TRAIN_DATA / "labels.csv", kit / "labels.csv")
     shutil.copytree(TOOLS / "mil-predict" / "tests" / "data" / "model", kit / "model")
     shutil.copy(TOOLS / "mil-heatmap" / "tests" / "data" / "P33-A.h5", kit / "att.h5")
@@ -126,7 +127,8 @@ MIL_TRAIN = [
     Case("dropout-one", _train("--dropout", "1"), "--dropout", "must be < 1"),
     Case("negative-epochs", _train("--max-epochs", "-1"), "--max-epochs", "must be >= 1"),
     Case("big-val-fraction", _train("--val-fraction", "0.9"), "--val-fraction", "must be <= 0.5"),
-    Case("val-too-small", _train("--val-fraction", "0.5"), "--val-fraction", "too few for a validation split"),
+    Case("val-too-small", _train(features=["P00-A.h5", "P00-B.h5", "P01-A.h5", "P02-A.h5"]), "--val-fraction",
+         "1 patient\\(s\\) with outcome 1: too few for a validation split"),
     Case("zero-threads", _train("--threads", "0"), "--threads", "must be >= 1"),
     Case("cuda-without-gpu", _train("--device", "cuda"), "--device cuda", "sees no CUDA device"),
     Case("out-is-file", _train(out="afile.txt"), "afile.txt", "output folder is an existing file"),

@@ -77,6 +77,9 @@ def _images(work: Path) -> None:
     _write(sitk.Compose(*[_volume(ct)] * 3), work / "ct_rgb.nii.gz")
     data = (work / "ct.nii.gz").read_bytes()
     (work / "ct_truncated.nii.gz").write_bytes(data[: len(data) // 2])
+    _write(_volume(ct.astype(np.int16)), work / "ct.mha")
+    data = (work / "ct.mha").read_bytes()
+    (work / "ct_truncated.mha").write_bytes(data[: len(data) // 2])  # MetaIO prints its reason itself
     (work / "empty.nii.gz").write_bytes(b"")
     (work / "text.nii.gz").write_text("not an image\n")
     (work / "notes.txt").write_text("a user's file\n")
@@ -234,6 +237,8 @@ CT_PREPROCESS = [
     Case("truncated-image", ["--image", "ct_truncated.nii.gz", "--out", "o.nii.gz"], "ct_truncated.nii.gz",
          "truncated"),
     Case("text-image", ["--image", "text.nii.gz", "--out", "o.nii.gz"], "text.nii.gz", "cannot read"),
+    Case("truncated-mha", ["--image", "ct_truncated.mha", "--out", "o.nii.gz"], "ct_truncated.mha",
+         "data not read completely"),
     Case("unsupported-suffix", ["--image", "notes.txt", "--out", "o.nii.gz"], "notes.txt", "unsupported"),
     Case("2d-image", ["--image", "ct2d.nii.gz", "--out", "o.nii.gz"], "ct2d.nii.gz", "expected a 3D CT"),
     Case("vector-image", ["--image", "ct_rgb.nii.gz", "--out", "o.nii.gz"], "ct_rgb.nii.gz", "single-channel"),

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gcmlm.common.errors import GcmlmError
-from gcmlm.common.tables import MODALITIES, PATIENT_ID, feature_columns, read_patient_table
+from gcmlm.common.errors import GcmlmError, one_line
+from gcmlm.common.tables import MODALITIES, PATIENT_ID, feature_columns, read_labels, read_patient_table  # noqa: F401 (read_labels: re-exported)
+from gcmlm.fusion.core.checks import require_patients
 
 MODEL_SUFFIX = ".skops"
 CARD = "model_card.json"
@@ -24,26 +25,9 @@ def modality_columns(table: pd.DataFrame) -> dict[str, list[str]]:
     return {m: cols for m in MODALITIES if (cols := feature_columns(table, m))}
 
 
-def read_labels(table: pd.DataFrame, column: str, source: str | os.PathLike) -> np.ndarray:
-    """The outcome as 0/1; missing or non-binary values are an error naming the patients."""
-    if column not in table.columns:
-        raise GcmlmError(f"no outcome column '{column}' (columns: {', '.join(map(str, table.columns[:8]))}...)", source)
-    values = table[column]
-    if values.dtype == bool:
-        values = values.astype(int)
-    missing = table.loc[values.isna(), PATIENT_ID].astype(str).tolist()
-    if missing:
-        raise GcmlmError(f"outcome '{column}' is missing for {len(missing)} patient(s): {', '.join(missing[:10])}", source)
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.isna().any() or not set(numeric.unique()) <= {0, 1}:
-        bad = sorted(set(values.astype(str)) - {"0", "1", "0.0", "1.0"})
-        raise GcmlmError(f"outcome '{column}' must be 0/1, found {', '.join(bad[:5])}", source)
-    y = numeric.to_numpy(dtype=int)
-    return y
-
-
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     table = read_patient_table(path)
+    require_patients(table, path)
     bad = [c for c in feature_columns(table) if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
         raise GcmlmError(f"non-numeric feature column(s) {', '.join(bad[:5])}; run fusion-merge first", path)
@@ -414,8 +398,11 @@ def load_models(path: str | os.PathLike, names: list[str] | None = None) -> dict
         card_path = path / CARD
         if not card_path.is_file():
             raise GcmlmError(f"not a fusion-train output folder (no {CARD})", path)
-        card = json.loads(card_path.read_text())
-        available = list(card["models"])
+        try:
+            card = json.loads(card_path.read_text())
+            available = [str(name) for name in card["models"]]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise GcmlmError(f"unreadable model card ({one_line(exc)})", card_path) from None
         wanted = names or available
         unknown = [n for n in wanted if n not in available]
         if unknown:

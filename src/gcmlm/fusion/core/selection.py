@@ -28,6 +28,22 @@ def _abs_corr(X: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.atleast_2d(c), nan=0.0)
 
 
+def _greedy_keep(too_close: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Visit features in ``order``; keep one unless it is too close to a feature kept before it.
+
+    Each kept feature blocks its whole column at once, so the loop does vector work only per
+    kept feature (not a row look-up per visited one); the result is the same as checking
+    ``too_close[j, kept]`` for every visited ``j``.
+    """
+    keep = np.zeros(too_close.shape[1], dtype=bool)
+    blocked = np.zeros(too_close.shape[0], dtype=bool)
+    for j in order:
+        if not blocked[j]:
+            keep[j] = True
+            blocked |= too_close[:, j]
+    return keep
+
+
 class CorrelationPruner(SelectorMixin, BaseEstimator):
     """Drop features whose |Pearson r| with an already kept feature exceeds ``threshold``.
 
@@ -44,11 +60,9 @@ class CorrelationPruner(SelectorMixin, BaseEstimator):
         if self.threshold >= 1 or X.shape[1] < 2:
             keep[:] = True
         else:
-            corr = _abs_corr(X)
-            f = _f_scores(X, y)
-            for j in np.argsort(-np.nan_to_num(f, nan=-1.0), kind="stable"):
-                if not (corr[j, keep] > self.threshold).any():
-                    keep[j] = True
+            too_close = _abs_corr(X) > self.threshold
+            order = np.argsort(-np.nan_to_num(_f_scores(X, y), nan=-1.0), kind="stable")
+            keep[:] = _greedy_keep(too_close, order)
         self.support_ = keep
         return self
 

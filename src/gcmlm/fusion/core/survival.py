@@ -364,7 +364,7 @@ def compare(oof: pd.DataFrame, pairs: list[tuple[str, str]], *, resamples: int =
     out = []
     for challenger, single in pairs:
         diffs, boot = [], []
-        for repeat, rep in oof.groupby("repeat"):
+        for _, rep in oof.groupby("repeat"):
             a = rep[rep["model"] == challenger].sort_values(PATIENT_ID)
             b = rep[rep["model"] == single].set_index(PATIENT_ID).loc[a[PATIENT_ID]]
             y = surv(a["event"].to_numpy(), a["time"].to_numpy())

@@ -15,10 +15,12 @@ DeLong comparisons are run per repeat; the median p-value is reported with all o
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed, parallel_config
 from sklearn.base import clone
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
 
@@ -61,25 +63,45 @@ class BinaryTask:
 
 
 def nested_cv(table: pd.DataFrame, y: np.ndarray, factories: dict, *, outer_folds: int, outer_repeats: int,
-              inner_cv, seed: int, threshold_rule: str, task=None) -> CVResult:
+              inner_cv, seed: int, threshold_rule: str, task=None, n_jobs: int = 1) -> CVResult:
+    """Every model on every outer split; ``n_jobs`` outer splits at a time (-1: every CPU).
+
+    Each split's fits are seeded and its results are gathered in split order, so any ``n_jobs``
+    gives the same output byte for byte."""
     task = task or BinaryTask()
     outer = RepeatedStratifiedKFold(n_splits=outer_folds, n_repeats=outer_repeats, random_state=seed)
     rows, weights, params = [], [], []
-    ids = table[PATIENT_ID].astype(str).to_numpy()
     progress = Progress(outer_folds * outer_repeats * len(factories), "nested CV", unit="fits")
-    for split, (train, test) in enumerate(outer.split(table, task.strata(y))):
-        repeat, fold = divmod(split, outer_folds)
-        X_train, X_test = table.iloc[train], table.iloc[test]
+    jobs = (delayed(_one_split)(table, y, factories, train, test, divmod(split, outer_folds), inner_cv,
+                                threshold_rule, task, inner_serial=n_jobs != 1)
+            for split, (train, test) in enumerate(outer.split(table, task.strata(y))))
+    for split_rows, split_weights, split_params in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+        rows += split_rows
+        weights += split_weights
+        params += split_params
+        progress.update(len(split_rows))
+    progress.close()
+    return CVResult(pd.concat(rows, ignore_index=True), pd.DataFrame(weights), params)
+
+
+def _one_split(table: pd.DataFrame, y: np.ndarray, factories: dict, train: np.ndarray, test: np.ndarray,
+               repeat_fold: tuple[int, int], inner_cv, threshold_rule: str, task, *,
+               inner_serial: bool) -> tuple[list[pd.DataFrame], list[dict], list[dict]]:
+    """Each model fitted on one outer training fold and scored on its held-out fold. With the outer
+    splits already in parallel, the inner searches run serially (no processes inside processes)."""
+    repeat, fold = repeat_fold
+    ids = table[PATIENT_ID].astype(str).to_numpy()[test]
+    X_train, X_test = table.iloc[train], table.iloc[test]
+    rows, weights, params = [], [], []
+    with parallel_config(backend="sequential") if inner_serial else nullcontext():
         for name, factory in factories.items():
             model = clone(factory).fit(X_train, y[train])
             cutoffs = task.cutoffs(model, X_train, y[train], inner_cv, threshold_rule)
-            rows.append(pd.DataFrame({PATIENT_ID: ids[test], "repeat": repeat, "fold": fold, "model": name,
+            rows.append(pd.DataFrame({PATIENT_ID: ids, "repeat": repeat, "fold": fold, "model": name,
                                       **task.predict(model, X_test), **cutoffs, **task.outcome(y[test])}))
             weights += [{"model": name, "repeat": repeat, "fold": fold, **w} for w in feature_weights(model)]
             params.append({"model": name, "repeat": repeat, "fold": fold, "params": chosen_params(model)})
-            progress.update()
-    progress.close()
-    return CVResult(pd.concat(rows, ignore_index=True), pd.DataFrame(weights), params)
+    return rows, weights, params
 
 
 REPEAT_METRICS = ("sensitivity", "specificity", "ppv", "npv", "brier", "calibration_intercept", "calibration_slope")

@@ -110,3 +110,11 @@ def write_features(path: str | os.PathLike, feats: PatchFeatures, coord_attrs: d
         for key, value in (coord_attrs or {}).items():
             cset.attrs[key] = value
     return Path(path)
+
+
+def refuse_incomplete(attrs: dict, path: str | os.PathLike) -> None:
+    """patch-embed marks its feature files ``complete``; one marked incomplete (an interrupted or
+    failed run) holds only part of the slide. Files without the mark (CLAM's, TRIDENT's) pass."""
+    if "complete" in attrs and not bool(attrs["complete"]):
+        raise GcmlmError("feature file is marked incomplete (complete=False): an unfinished patch-embed run; "
+                         "embed the slide again", path)

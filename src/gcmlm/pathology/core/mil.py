@@ -195,7 +195,7 @@ def describe_identity(identity: Mapping) -> str:
 def check_slide_file(path: Path, expect_dim: int | None, expect_identity: dict | None) -> tuple[int, int, dict]:
     """(patches, feature dim, identity) of one feature file, read once in full: refuses non-finite
     values, a file marked incomplete, and a dim or encoder other than the expected one."""
-    from gcmlm.pathology.slide_pool import refuse_incomplete
+    from gcmlm.pathology.core.clam_h5 import refuse_incomplete
 
     read = read_features(path)
     refuse_incomplete(read.attrs, path)

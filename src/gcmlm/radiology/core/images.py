@@ -12,6 +12,8 @@ to decide whether an image and a label map share a voxel grid.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,13 +163,31 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
 
 
 def _quietly(function, *args):
-    """Call an ITK function without its warnings on stderr (we report the problem ourselves)."""
+    """Call an ITK function without its warnings on stderr (we report the problem ourselves).
+
+    Some ITK readers (MetaIO's, for a truncated .mha) print the real reason straight to the process's
+    stderr and raise with a misleading one ("No such file or directory"): what they print is captured
+    at the file-descriptor level and becomes the exception's text.
+    """
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        return function(*args)
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            return function(*args)
+        except RuntimeError as exc:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            printed = " ".join(captured.read().decode(errors="replace").split())
+            if printed:
+                raise RuntimeError(printed) from exc
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _read_header(path: str) -> sitk.ImageFileReader:

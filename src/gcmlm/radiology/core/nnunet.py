@@ -248,6 +248,20 @@ def verify_plans(model_dir: Path) -> None:
                                  f"{', '.join(m.rstrip('.') for m in allowed)}; refusing to import it", plans_file)
 
 
+def _checkpoint_data_types() -> list:
+    """Besides tensors and plain containers, nnU-Net's checkpoints hold numpy scalars (its logged
+    metrics): their constructors rebuild data only, so they are allowed."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar  # numpy 2
+    except ImportError:
+        from numpy.core.multiarray import scalar  # numpy 1
+    dtypes = [getattr(np.dtypes, name) for name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType",
+                                                     "BoolDType") if hasattr(np, "dtypes")]
+    return [scalar, np.dtype, *dtypes]
+
+
 def verify_checkpoints(model_dir: Path, folds: list[str], checkpoint: str) -> None:
     """Refuse a checkpoint that is more than data before nnU-Net unpickles it without restriction.
 
@@ -262,7 +276,7 @@ def verify_checkpoints(model_dir: Path, folds: list[str], checkpoint: str) -> No
     for fold in folds:
         path = model_dir / f"fold_{fold}" / checkpoint
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), torch.serialization.safe_globals(_checkpoint_data_types()):
                 warnings.simplefilter("ignore")
                 data = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:

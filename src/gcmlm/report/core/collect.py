@@ -274,8 +274,9 @@ class Collector:
                         if isinstance(m, dict) and isinstance(m.get("auc"), (int, float))}
             self.warnings_of(summary, None, content)
         reports = files(root, "report.html")
-        model = next((r for r in reports if "external" not in r.relative_to(root).parts[:-1]), None)
-        external = next((r for r in reports if r != model), None)
+        # fusion/model/ (fusion-train), fusion/external/ (fusion-evaluate); fusion/survival/ is neither
+        model = next((r for r in reports if not {"external", "survival"} & set(r.relative_to(root).parts[:-1])), None)
+        external = next((r for r in reports if "external" in r.relative_to(root).parts[:-1]), None)
         if join is not None:
             self.join(join)
         self.produced["fusion"] = {"merged patients": int(join.get("merged_patients", 0)) if join else 0,
