@@ -24,7 +24,7 @@ import pandas as pd
 
 from gcmlm import __version__
 from gcmlm.common.atomic import atomic_dir, check_outputs, write_json, write_text
-from gcmlm.common.errors import GcmlmError, require_file
+from gcmlm.common.errors import GcmlmError, one_line, require_file
 from gcmlm.common.tables import MODALITIES, check_patient_table, feature_columns, read_patient_table
 from gcmlm.fusion.core import checks, plots, report, survival, survival_report, validation
 from gcmlm.fusion.core.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, save_model
@@ -57,7 +57,7 @@ class TrainSettings:
 
     models: tuple[str, ...] | None = None
     classifier: str = ModelConfig.classifier
-    penalty: str = ModelConfig.penalty
+    penalty: str | None = None  # None: l1 for the logistic models, l2 (near-ridge) for Cox models
     class_weight: str = ModelConfig.class_weight  # "balanced" or "none"
     selection: str = ModelConfig.selection
     k_features: tuple[int, ...] = tuple(ModelConfig.k_features)
@@ -79,7 +79,7 @@ class TrainSettings:
         choices = {"classifier": CLASSIFIERS, "penalty": PENALTIES, "class_weight": CLASS_WEIGHTS,
                    "selection": SELECTIONS, "tuning": TUNING, "threshold_rule": THRESHOLD_RULES}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed and not (name == "penalty" and self.penalty is None):
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         unknown = [m for m in self.models or () if m not in MODEL_NAMES]
         if unknown:
@@ -103,7 +103,8 @@ class TrainSettings:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(classifier=self.classifier, penalty=self.penalty, selection=self.selection,
+        return ModelConfig(classifier=self.classifier, penalty=self.penalty or ModelConfig.penalty,
+                           selection=self.selection,
                            k_features=list(self.k_features), corr_threshold=self.corr_threshold,
                            combat_column=self.combat_column, inner_folds=self.inner_folds, tuning=self.tuning,
                            class_weight=None if self.class_weight == "none" else self.class_weight,
@@ -141,7 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", choices=CLASSIFIERS, default=d.classifier,
                         help="logreg: logistic regression; svm: linear SVM (Platt-scaled); rf: random forest; "
                              "gb: gradient boosting")
-    parser.add_argument("--penalty", choices=PENALTIES, default=d.penalty, help="logistic regression penalty")
+    parser.add_argument("--penalty", choices=PENALTIES, default=d.penalty,
+                        help="penalty of the logistic or Cox models (default: l1 for a binary --label, l2 - "
+                             "near-ridge, which converges on small cohorts - for --time/--event)")
     parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=d.class_weight,
                         help="balanced: weight classes by inverse frequency (MLM is the rarer class)")
     parser.add_argument("--selection", choices=SELECTIONS, default=d.selection,
@@ -193,11 +196,17 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.
     names, modalities, used = plan_models(table, y, settings, source)
     config = settings.model_config()
     config.outcome = "survival" if is_survival else "binary"
+    if is_survival and settings.penalty is None:
+        config.penalty = survival.DEFAULT_PENALTY
     log.info("%d patients, prevalence %.3f, models %s; %d x %d-fold outer CV, %d-fold inner CV",
              len(y), survival.event_of(y).mean(), ", ".join(names), settings.outer_repeats, settings.outer_folds,
              settings.inner_folds)
     task = survival_report.task_for(label, y) if is_survival else None
-    cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings, config, task)
+    try:
+        cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings, config, task)
+    except ArithmeticError as exc:  # Coxnet's "weights are too large": the fit diverged
+        raise GcmlmError(f"the {config.penalty} Cox model did not converge ({one_line(exc)}); use a stronger "
+                         "penalty (--penalty l2), fewer features (--k-features) or --tuning full", source) from None
     if is_survival:
         summary, comparisons, survival_design = survival_report.summarise_cv(cv.oof, y, label, names, settings.seed)
     else:

@@ -184,7 +184,7 @@ def tuned(pipeline: Pipeline, config: ModelConfig):
     grid = {k: v for k, v in grid.items() if len(v) > 1}
     if not grid:
         return pipeline
-    scoring = None if config.outcome == "survival" else "roc_auc"  # None: the Cox model's Harrell's C
+    scoring = survival.inner_cv_score if config.outcome == "survival" else "roc_auc"  # Harrell's C or AUC
     return GridSearchCV(pipeline, grid, scoring=scoring, cv=config.inner_cv(), n_jobs=config.n_jobs,
                         refit=True, error_score="raise")
 
@@ -242,17 +242,24 @@ def feature_weights(fitted) -> list[dict]:
         names = pipe[:-1].get_feature_names_out()
         clf = pipe[-1]
         if hasattr(clf, "coef_"):
-            weights = np.ravel(clf.coef_)
+            weights = _coefficients(clf)
         elif hasattr(clf, "feature_importances_"):
             weights = np.asarray(clf.feature_importances_)
         else:
             weights = np.full(len(names), np.nan)
         rows += [{"base": base, "feature": str(n), "weight": float(w)} for n, w in zip(names, weights, strict=True)]
     if _is_stack(fitted):
-        coef = np.ravel(fitted.final_estimator_.coef_)
+        coef = _coefficients(fitted.final_estimator_)
         rows += [{"base": "combiner", "feature": f"stack:{n}", "weight": float(w)}
                  for (n, _), w in zip(fitted.estimators, coef, strict=True)]
     return rows
+
+
+def _coefficients(estimator) -> np.ndarray:
+    """One weight per input: a Cox model fitted along a penalty path keeps one column per penalty
+    (features x alphas) and predicts with the last; a logistic regression has one row."""
+    coef = np.asarray(estimator.coef_)
+    return coef[:, -1] if hasattr(estimator, "alphas_") else np.ravel(coef)
 
 
 def chosen_params(fitted) -> dict:
