@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,12 @@ L1_RATIOS = {"l1": 1.0, "elasticnet": 0.5, "l2": 0.05}  # Coxnet needs l1_ratio 
 DEFAULT_PENALTY = "l2"
 ALPHAS = {"full": [0.3, 0.1, 0.03, 0.01], "fast": [0.1, 0.03], "none": [0.05]}
 PATH_STEPS = 8  # penalties fitted from 30x the chosen alpha down to it (warm starts)
+
+
+# The strong end of a warm-start path keeps no feature by design; scikit-survival warns about it
+# once per fit. Ignored here (also in joblib's workers, which import this module), not globally.
+warnings.filterwarnings("ignore", message="all coefficients are zero, consider decreasing alpha",
+                        category=UserWarning)
 
 
 def alpha_path(alpha: float) -> list[float]:
