@@ -366,7 +366,8 @@ def _normal_ci(mean: float, draws: list[float]) -> list[float]:
     if len(finite) < 2 or not math.isfinite(mean):
         return [float("nan"), float("nan")]
     se = float(np.std(finite, ddof=1))
-    return [mean - 1.96 * se, mean + 1.96 * se]
+    # every metric summarised here (C-indices, AUC(t), Brier scores) lies in [0, 1]: so does its interval
+    return [max(0.0, mean - 1.96 * se), min(1.0, mean + 1.96 * se)]
 
 
 def summarise(oof: pd.DataFrame, y_ref: np.ndarray, horizons: list[float], *, resamples: int = BOOTSTRAP,
