@@ -79,13 +79,6 @@ def kit(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def work(kit, tmp_path) -> Path:
-    folder = tmp_path / "w"
-    shutil.copytree(kit, folder)
-    return folder
-
-
 def _merge(*extra: str, tables=("rad.csv", "path.csv", "clin.csv"), out="m.csv", report="r.json") -> list[str]:
     return ["--tables", *tables, "--out", out, "--report", report, *extra]
 

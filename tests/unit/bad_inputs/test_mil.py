@@ -87,13 +87,6 @@ def kit(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def work(kit, tmp_path) -> Path:
-    folder = tmp_path / "w"
-    shutil.copytree(kit, folder)
-    return folder
-
-
 TRAIN_FILES = ["P00-A.h5", "P00-B.h5", "P01-A.h5", "P02-A.h5", "P03-A.h5", "P04-A.h5", "P05-A.h5"]
 
 

@@ -99,13 +99,6 @@ def kit(tmp_path_factory, shared_data) -> Path:
     return folder
 
 
-@pytest.fixture()
-def work(kit, tmp_path) -> Path:
-    folder = tmp_path / "w"
-    shutil.copytree(kit, folder)
-    return folder
-
-
 def _embed(*args: str, slide: str = CMU, coords: str = "coords.h5", out: str = "out") -> list[str]:
     return ["--slide", slide, "--coords", coords, "--out", out, "--encoder", "test_resnet",
             "--allow-random-weights", "--device", "cpu", "--num-workers", "0", *args]
