@@ -52,8 +52,9 @@ lint: setup ## ruff, CWL validation (cwltool --enable-ext --validate, zero warni
 images: setup ## build every stage image with your podman or docker (changes nothing on the host)
 	bash containers/build.sh
 
-galaxy: setup ## regenerate the Galaxy wrappers tools/<stage>/<stage>.xml from the option contract
+galaxy: setup ## regenerate the generated files: Galaxy wrappers tools/<stage>/<stage>.xml (from the option contract) and .dockstore.yml
 	$(PY) -m gcmlm.galaxy
+	$(PY) scripts/make-dockstore-yml.py
 
 # planemo in its own environment (its many dependencies must not move the pinned .venv).
 PLANEMO_VENV ?= .venv-planemo

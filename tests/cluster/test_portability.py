@@ -1,5 +1,5 @@
-"""Portability: packed workflows stand alone and run the same; .dockstore.yml registers every
-tool and workflow with existing test jobs; cwltool --provenance writes a complete CWLProv bag."""
+"""Portability: packed workflows stand alone and run the same; cwltool --provenance writes a complete
+CWLProv bag. (.dockstore.yml is checked in tests/unit/test_dockstore.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from engine_runs import (
     DATA,
     REPO,
@@ -60,26 +59,6 @@ def test_pack_reports_a_broken_workflow(tmp_path):
     assert result.returncode == 1
     assert "FAIL broken.cwl: cwltool --pack" in result.stdout
     assert not (tmp_path / "out" / "broken.cwl").exists()
-
-
-def test_dockstore_yml_registers_everything():
-    check = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), str(REPO / "scripts" / "make-dockstore-yml.py"), "--check"],
-        capture_output=True, text=True,
-    )
-    assert check.returncode == 0, check.stderr
-    config = yaml.safe_load((REPO / ".dockstore.yml").read_text())
-    assert config["version"] == 1.2
-    registered = {e["primaryDescriptorPath"] for e in config["tools"] + config["workflows"]}
-    expected = {"/" + p.relative_to(REPO).as_posix() for p in [*REPO.glob("tools/*/*.cwl"), *REPO.glob("workflows/*.cwl")]}
-    assert registered == expected
-    for item in config["tools"] + config["workflows"]:
-        assert item["subclass"] == "CWL"
-        for job in item["testParameterFiles"]:
-            assert (REPO / job.lstrip("/")).is_file(), job
-    # slide-pool's passing cwltest job is registered, its should_fail job is not.
-    (slide_pool,) = [t for t in config["tools"] if t["name"] == "slide-pool"]
-    assert slide_pool["testParameterFiles"] == ["/tools/slide-pool/tests/slide-pool.job.yml"]
 
 
 def test_provenance_bag_is_complete(tmp_path):
