@@ -11,8 +11,8 @@
 #
 # Environment:
 #   ENGINE=podman|docker   default: podman if it works, else docker (with a running daemon)
-#   BASE_CPU, BASE_GPU     base images for the CPU extras (fusion, demo) and the GPU extras
-#                          (radiology, pathology); defaults below
+#   BASE_CPU, BASE_GPU     base images for the CPU extras (demo, report) and the PyTorch extras
+#                          (radiology, pathology, fusion); defaults below
 #   GCMLM_LOCAL_BASE=1     build the bases here instead (debootstrap + PyPI's torch wheels); also
 #                          chosen when the default bases are absent and no registry answers
 #   GCMLM_WHEELS=DIR       a local wheel folder pip may take wheels from (podman only)
@@ -38,7 +38,9 @@ default_base_cpu="python:3.11-slim-bookworm"
 default_base_gpu="pytorch/pytorch:${torch_version}-${cuda_tag}-cudnn9-runtime"
 local_base_cpu="localhost/gcmlm/base-python:3.11-bookworm"
 local_base_gpu="localhost/gcmlm/base-torch:${torch_version}"
-gpu_extras=" radiology pathology "
+# Extras built on the PyTorch base: the GPU branches, and fusion (fusion-train trains the MIL
+# network of path_mil; the other fusion stages share its runtime and never import torch).
+gpu_extras=" radiology pathology fusion "
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'containers/build.sh: error: %s\n' "$*" >&2; exit 1; }

@@ -158,7 +158,7 @@ IO_KINDS: dict[str, dict[str, IoKind]] = {
     },
     "mil-heatmap": {"--attention": IN_FILE, "--slide": IN_FILE, "--out": OUT_FILE, "--geojson": OUT_FILE},
     "fusion-merge": {"--tables": IN_FILE, "--out": OUT_FILE, "--report": OUT_FILE},
-    "fusion-train": {"--table": IN_FILE, "--label": V, "--time": V, "--event": V, "--combat-column": V,
+    "fusion-train": {"--table": IN_FILE, "--mil-features": IN_FILE, "--slide-map": IN_FILE, "--label": V, "--time": V, "--event": V, "--combat-column": V,
                      "--out": OUT_DIR},
     "fusion-evaluate": {
         "--model": IN_FILE_OR_DIR, "--names": V, "--table": IN_FILE, "--label": V, "--time": V, "--event": V,

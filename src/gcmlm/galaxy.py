@@ -176,7 +176,7 @@ EXTRAS: dict[str, Extras] = {
         outputs=(Out("merged", "merged.csv", TABLE, "${tool.name}: merged table"),
                  Out("report", "join_report.json", "json", "${tool.name}: join report"))),
     "fusion-train": Extras(
-        out_paths={"--out": "fusion_model"}, zip_dirs=("--out",), formats={"--table": TABLE},
+        out_paths={"--out": "fusion_model"}, zip_dirs=("--out",), formats={"--table": TABLE, "--mil-features": "h5", "--slide-map": TABLE},
         outputs=(Out("model", "fusion_model.zip", "zip", "${tool.name}: model (zip)"),
                  Out("metrics", "fusion_model/metrics.json", "json", "${tool.name}: metrics"),
                  Out("oof_predictions", "fusion_model/oof_predictions.csv", TABLE, "${tool.name}: out-of-fold predictions"),

@@ -28,7 +28,7 @@ def test_held_out_patients_and_attention_files(tmp_path):
     write_predictions(result, tmp_path / "risk.csv", slide_out=tmp_path / "slides.csv",
                       attention_dir=tmp_path / "att")
     header = (tmp_path / "risk.csv").read_text().splitlines()[0]
-    assert header == "patient_id,mil_risk,n_slides,n_patches,n_empty_slides"
+    assert header == "patient_id,mil_risk,mil_logit,n_slides,n_patches,n_empty_slides"
     with h5py.File(tmp_path / "att" / "P33-A.h5") as h5, h5py.File(TRAIN_DATA / "P33-A.h5") as src:
         assert np.array_equal(h5["coords"][()], src["coords"][()])
         assert dict(h5["coords"].attrs).keys() == dict(src["coords"].attrs).keys()

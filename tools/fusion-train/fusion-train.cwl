@@ -11,7 +11,10 @@ doc: |
   refit inside every fold. Writes metrics.json (AUC with DeLong CI, threshold metrics, Brier,
   calibration, DeLong comparisons), out-of-fold predictions, selected features, CV plots, a
   self-contained report.html (internal validation), and the
-  final models refit on all patients (skops) with a model card.
+  final models refit on all patients (skops) with a model card. Given patch features
+  (mil_features), also path_mil: an attention-MIL (ABMIL) risk trained inside every outer fold on
+  that fold's training patients only, next to mean-pooled path and inside fused and stacked; the
+  MIL network fit on all patients is saved as models/path_mil_abmil/ (safetensors + config.json).
 
 $namespaces:
   s: https://schema.org/
@@ -77,7 +80,20 @@ inputs:
     # string[], not an array of enum: cwltool cannot bind an array of enums (cwltool#821)
     type: string[]?
     inputBinding: {prefix: --models}
-    doc: Subset of rad, path, clin, fused, stacked (default all available).
+    doc: Subset of rad, path, clin, path_mil, fused, stacked (default all available).
+  mil_features:
+    type: File[]?
+    format: edam:format_3590  # HDF5
+    inputBinding: {prefix: --mil-features}
+    doc: |
+      CLAM-layout patch feature files (h5_files/<slide_id>.h5, e.g. from patch-embed). Adds path_mil,
+      a gated-attention MIL risk trained inside every outer fold on that fold's training patients
+      only (cross-fitted for them), also an input of fused and stacked. Binary label only.
+  slide_map:
+    type: File?
+    format: edam:format_3752
+    inputBinding: {prefix: --slide-map}
+    doc: With mil_features, the cohort manifest or a patient_id,slide_id CSV (default each slide is its own patient).
   classifier:
     type:
       - "null"

@@ -5,7 +5,7 @@ id: mil-predict
 label: "gcmlm mil-predict: MIL risk per patient and slide, with per-patch attention"
 doc: |
   Applies a mil-train model folder (weights read through safetensors only) to CLAM-layout patch
-  features: `mil_risk.csv` (`patient_id, mil_risk, n_slides, n_patches, n_empty_slides`; all of a
+  features: `mil_risk.csv` (`patient_id, mil_risk, mil_logit, n_slides, n_patches, n_empty_slides`; all of a
   patient's patches in one bag), `mil_slide_risk.csv` (each slide alone as a bag) and
   `attention/<slide_id>.h5` (CLAM layout: `coords` with the feature file's attrs, and `attention`
   (N,), each patch's softmax weight within its patient's bag). Features whose dimension or encoder

@@ -1,7 +1,9 @@
 """fusion-train: nested cross-validation of per-modality, early-fused and stacked risk models.
 
 Candidate models: one per modality found by column prefix (rad_, path_, clin_), ``fused`` (all
-prefixes in one pipeline) and ``stacked`` (late fusion of the per-modality scores). Outputs:
+prefixes in one pipeline) and ``stacked`` (late fusion of the per-modality scores). With patch
+features (``--mil-features``), ``path_mil``: an attention-MIL score trained inside every outer fold
+(core/mil_feature.py), also an input of ``fused`` and ``stacked``. Outputs:
 metrics.json, oof_predictions.csv, selected_features.csv, cv_roc/cv_calibration plots, the final
 models refit on all patients (models/<name>.skops) and model_card.json.
 
@@ -26,7 +28,7 @@ from gcmlm import __version__
 from gcmlm.common.atomic import atomic_dir, check_outputs, write_json, write_text
 from gcmlm.common.errors import GcmlmError, one_line, require_file
 from gcmlm.common.tables import MODALITIES, check_patient_table, feature_columns, read_patient_table
-from gcmlm.fusion.core import checks, plots, report, survival, survival_report, validation
+from gcmlm.fusion.core import checks, mil_feature, plots, report, survival, survival_report, validation
 from gcmlm.fusion.core.inputs import CARD, MODEL_SUFFIX, modality_columns, read_labels, save_model
 from gcmlm.fusion.core.models import (
     CLASSIFIERS,
@@ -42,7 +44,7 @@ from gcmlm.fusion.core.models import (
 )
 
 log = logging.getLogger("gcmlm")
-MODEL_NAMES = (*MODALITIES, *FUSION_MODELS)
+MODEL_NAMES = (*MODALITIES, mil_feature.MODEL, *FUSION_MODELS)
 THRESHOLD_RULES = ("youden", "sens90", "sens95", "spec90", "spec95")
 CLASS_WEIGHTS = ("balanced", "none")
 
@@ -129,6 +131,7 @@ class TrainResult:
     design: dict
     default_model: str
     title: str  # the report's title
+    mil_model: object | None = None  # a pathology.core.mil.MILModel (torch is imported only when used)  # with --mil-features: the MIL network fit on all patients
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +141,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     survival_report.add_outcome_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
-                        help="models to validate (default: every modality present, fused and stacked)")
+                        help="models to validate (default: every modality present, path_mil with --mil-features, "
+                             "fused and stacked)")
+    parser.add_argument("--mil-features", nargs="+", metavar="H5",
+                        help="CLAM-layout patch feature files (slide ID = file stem): adds path_mil, an attention-MIL "
+                             "risk trained inside every outer fold, also used by fused and stacked (binary --label)")
+    parser.add_argument("--slide-map", metavar="CSV",
+                        help="with --mil-features: cohort manifest or CSV with patient_id,slide_id (default: each "
+                             "slide is its own patient)")
     parser.add_argument("--classifier", choices=CLASSIFIERS, default=d.classifier,
                         help="logreg: logistic regression; svm: linear SVM (Platt-scaled); rf: random forest; "
                              "gb: gradient boosting")
@@ -171,7 +181,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     outcome = survival_report.outcome_from_args(args)
-    result = train_models(args.table, outcome, TrainSettings.from_args(args), args.out)
+    features, slide_map = getattr(args, "mil_features", None), getattr(args, "slide_map", None)
+    if slide_map and not features:
+        raise GcmlmError("is only used with --mil-features", "--slide-map")
+    mil = mil_feature.MILInputs(features, slide_map) if features else None
+    result = train_models(args.table, outcome, TrainSettings.from_args(args), args.out, mil=mil)
     key = "harrell_c" if isinstance(outcome, survival.SurvivalOutcome) else "auc"
     print(json.dumps({n: round(s[key], 4) for n, s in result.summary.items()}))
     return 0
@@ -179,21 +193,31 @@ def run(args: argparse.Namespace) -> int:
 
 def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.SurvivalOutcome,
                  settings: TrainSettings = DEFAULTS, out_dir: str | os.PathLike | None = None, *,
-                 source: str | os.PathLike = "table") -> TrainResult:
+                 source: str | os.PathLike = "table", mil: mil_feature.MILInputs | None = None) -> TrainResult:
     """Nested CV of the candidate models, then each refit on all patients; written to ``out_dir``
     (replaced atomically) unless it is None. ``table``: a patient table or its CSV; ``source``
     names an in-memory table in errors and in the report. ``label``: a 0/1 outcome column, or a
-    ``survival.SurvivalOutcome`` (time and event columns): penalised Cox models, same nested CV."""
+    ``survival.SurvivalOutcome`` (time and event columns): penalised Cox models, same nested CV.
+    ``mil``: patch feature files for ``path_mil`` (binary outcomes; see core/mil_feature.py)."""
     is_survival = isinstance(label, survival.SurvivalOutcome)
     if is_survival and settings.classifier != ModelConfig.classifier:
         raise GcmlmError(f"time-to-event outcomes use penalised Cox models; --classifier {settings.classifier} "
                          "is for a binary --label", "--classifier")
+    if is_survival and mil is not None:
+        raise GcmlmError("the MIL model (path_mil) is trained on a binary outcome; use --label, or leave out "
+                         "--mil-features for --time/--event", "--mil-features")
     if out_dir is not None:  # before reading anything: a bad --out is refused in a second, not after the CV
-        check_outputs(dirs=[out_dir], inputs=[] if isinstance(table, pd.DataFrame) else [table])
+        check_outputs(dirs=[out_dir], inputs=([] if isinstance(table, pd.DataFrame) else [table])
+                      + (mil.paths() if mil else []))
+    if mil is not None:
+        mil.require_files()
     table, y, source = read_training_data(table, label, source)
+    if mil is not None:
+        mil_feature.check_not_in_table(table, source)
     table, data_notes = set_aside_columns(table, label, settings.combat_column, source)
     table = table.copy()  # one block per dtype: a table built column by column makes every CV split slow
-    names, modalities, used = plan_models(table, y, settings, source)
+    feature = mil and mil_feature.load_feature(mil, table, settings.inner_folds, settings.seed, source)
+    names, modalities, used = plan_models(table, y, settings, source, with_mil=feature is not None)
     config = settings.model_config()
     config.outcome = "survival" if is_survival else "binary"
     if is_survival and settings.penalty is None:
@@ -203,7 +227,8 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.
              settings.inner_folds)
     task = survival_report.task_for(label, y) if is_survival else None
     try:
-        cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings, config, task)
+        cv = cross_validate(table, y, {n: make_model(n, used, config) for n in names}, settings, config, task,
+                            augment=feature and feature.augment)
     except ArithmeticError as exc:  # Coxnet's "weights are too large": the fit diverged
         raise GcmlmError(f"the {config.penalty} Cox model did not converge ({one_line(exc)}); use a stronger "
                          "penalty (--penalty l2), fewer features (--k-features) or --tuning full", source) from None
@@ -213,12 +238,16 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.
         summary, comparisons, survival_design = validation.summarise(cv.oof), validation.compare(cv.oof), {}
         warn_calibration(summary)
     design = {**describe_design(survival.event_of(y), outcome_name(label), settings, config, modalities),
-              **survival_design, **data_notes}
+              **survival_design, **data_notes, **({"mil": mil_feature.describe(feature)} if feature else {})}
+    mil_model = None
+    if feature is not None:  # the final models read mil_logit cross-fitted on all patients
+        table, mil_model = feature.final(table, y)
     models, final_weights = fit_final_models(table, y, names, used, label, settings, config, summary)
     result = TrainResult(models=models, cv=cv, summary=summary, comparisons=comparisons,
                          selected=feature_table(cv, final_weights, settings), design=design,
                          default_model=next((n for n in FUSION_MODELS if n in names), names[0]),
-                         title=f"gcmlm nested cross-validation: {Path(source).name} ({outcome_name(label)})")
+                         title=f"gcmlm nested cross-validation: {Path(source).name} ({outcome_name(label)})",
+                         mil_model=mil_model)
     if out_dir is not None:
         write_outputs(result, out_dir)
     for name, s in summary.items():
@@ -302,13 +331,16 @@ def _check_numeric_features(table: pd.DataFrame, source: str | os.PathLike) -> N
         raise GcmlmError(f"non-numeric feature column(s) {', '.join(bad[:5])}; run fusion-merge first", source)
 
 
-def plan_models(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings,
-                source: str | os.PathLike) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
-    """The models to validate, the feature columns per modality, and the columns the models read
-    (with the centre column for ComBat); a design the data cannot support is refused here."""
+def plan_models(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings, source: str | os.PathLike,
+                with_mil: bool = False) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """The models to validate, the feature columns per modality (``path_mil``: the in-fold MIL
+    column), and the columns the models read (with the centre column for ComBat); a design the
+    data cannot support is refused here."""
     modalities = modality_columns(table)
-    if not modalities:
+    if not modalities and not with_mil:
         raise GcmlmError("no feature columns (prefixes rad_, path_, clin_)", source)
+    if with_mil:
+        modalities[mil_feature.MODEL] = [mil_feature.COLUMN]
     names = model_names(settings.models, modalities, source)
     check_design(table, y, settings, names, source)
     used = {m: c for m, c in modalities.items() if any(n in (m, *FUSION_MODELS) for n in names)}
@@ -319,6 +351,8 @@ def plan_models(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings,
 
 def model_names(requested: tuple[str, ...] | None, modalities: dict, source: str | os.PathLike | None = None) -> list[str]:
     if requested:
+        if mil_feature.MODEL in requested and mil_feature.MODEL not in modalities:
+            raise GcmlmError(f"model {mil_feature.MODEL} needs patch features (--mil-features)", "--models")
         absent = [m for m in requested if m in MODALITIES and m not in modalities]
         if absent:
             raise GcmlmError(f"no {', '.join(absent)} feature columns for model(s) {', '.join(absent)}", source)
@@ -336,6 +370,8 @@ def cv_levels(settings: TrainSettings, names: list[str]) -> list[tuple[str, int]
     levels = [("--outer-folds", settings.outer_folds), ("--inner-folds", settings.inner_folds)]
     if "stacked" in names:
         levels.append(("the stacked model's inner folds (--inner-folds)", settings.inner_folds))
+    elif any(n in (mil_feature.MODEL, "fused") for n in names) and mil_feature.MODEL in names:
+        levels.append(("the MIL model's cross-fitting folds (--inner-folds)", settings.inner_folds))
     if settings.classifier == "svm":
         levels.append(("the SVM's 3-fold Platt scaling", 3))
     return levels
@@ -360,12 +396,12 @@ def check_design(table: pd.DataFrame, y: np.ndarray, settings: TrainSettings, na
 # --- validate and fit ----------------------------------------------------------------------------------
 
 def cross_validate(table: pd.DataFrame, y: np.ndarray, factories: dict, settings: TrainSettings,
-                   config: ModelConfig | None = None, task=None) -> validation.CVResult:
+                   config: ModelConfig | None = None, task=None, augment=None) -> validation.CVResult:
     config = config or settings.model_config()
     return validation.nested_cv(table, y, factories, outer_folds=settings.outer_folds,
                                 outer_repeats=settings.outer_repeats, inner_cv=config.inner_cv(),
                                 seed=settings.seed, threshold_rule=settings.threshold_rule, task=task,
-                                n_jobs=settings.n_jobs)
+                                n_jobs=settings.n_jobs, augment=augment)
 
 
 def describe_design(y: np.ndarray, label: str, settings: TrainSettings, config: ModelConfig,
@@ -445,6 +481,10 @@ def write_outputs(result: TrainResult, out_dir: str | os.PathLike) -> None:
         (out / "models").mkdir()
         for name, model in result.models.items():
             save_model(model, out / "models" / f"{name}{MODEL_SUFFIX}")
+        if result.mil_model is not None:  # mil-predict reads it: mil_logit for new patients
+            from gcmlm.pathology.core.mil import save_mil_model
+
+            save_mil_model(result.mil_model, out / "models" / mil_feature.SAVED_MODEL)
         cards = {n: {k: v for k, v in m.card.items() if k != "versions"} for n, m in result.models.items()}
         write_json(out / CARD, {"default_model": result.default_model, "models": cards, "design": result.design,
                                 "versions": versions()})

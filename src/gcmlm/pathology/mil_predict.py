@@ -1,9 +1,10 @@
 """mil-predict: a mil-train model folder + feature files -> MIL risk per patient and slide, and
 per-patch attention beside the coords.
 
-Outputs: the patient table ``--out`` (``patient_id, mil_risk, n_slides, n_patches,
+Outputs: the patient table ``--out`` (``patient_id, mil_risk, mil_logit, n_slides, n_patches,
 n_empty_slides``; ``mil_risk`` is the model's probability with all of the patient's patches in one
-bag), optionally ``--slide-out`` (``slide_id, patient_id, mil_risk, n_patches``: each slide alone as
+bag, ``mil_logit`` the same before the sigmoid: the column fusion-train's path_mil, fused and stacked
+models read), optionally ``--slide-out`` (``slide_id, patient_id, mil_risk, n_patches``: each slide alone as
 a bag) and ``--attention-dir`` (``<slide_id>.h5`` in CLAM's layout: ``coords`` with the feature
 file's coords attrs, and ``attention`` (N,) float32, the softmax weight of each patch within its
 patient's bag). The model is read through safetensors only; features from another encoder or of
@@ -114,7 +115,7 @@ def predict_files(model_dir: PathLike, feature_files: Sequence[PathLike], slide_
 
 def patient_rows(result: MILPredictions) -> list[dict]:
     owners = result.features.slide_to_patient
-    return [{PATIENT_ID: p.patient_id, "mil_risk": p.risk, "n_slides": len(p.slide_risks),
+    return [{PATIENT_ID: p.patient_id, "mil_risk": p.risk, "mil_logit": p.logit, "n_slides": len(p.slide_risks),
              "n_patches": sum(p.n_patches.values()),
              "n_empty_slides": sum(1 for s in result.features.empty_slides if owners[s] == p.patient_id)}
             for p in result.predictions]

@@ -70,6 +70,10 @@ def _make_kit(kit: Path) -> None:
     _variant(kit / "rad.csv", kit / "rad-header.csv", lambda t: t.iloc[:0])
     _variant(kit / "rad.csv", kit / "rad-firstcol.csv", lambda t: t.rename(columns={"patient_id": "id"}))
     (kit / "outcome.csv").write_text("patient_id,mlm\nP000,1\nP001,0\n")
+    # patch features for --mil-features: one slide, of patient P000 only
+    shutil.copy(TOOLS / "mil-train" / "tests" / "data" / "P00-A.h5", kit / "P000.h5")
+    (kit / "other_map.csv").write_text("patient_id,slide_id\nP001,S1\n")
+    _variant(kit / "train.csv", kit / "train-mil-logit.csv", lambda t: t.assign(mil_logit=0.0))
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +151,16 @@ TRAIN = [
     Case("corr-threshold-negative", _train("--corr-threshold", "-0.5"), "--corr-threshold", r"within \(0, 1\]"),
     Case("seed-negative", _train("--seed", "-1"), "--seed", "within"),
     Case("n-jobs-zero", _train("--n-jobs", "0"), "--n-jobs", "got 0"),
+    Case("mil-features-missing", _train("--mil-features", "nope.h5"), "nope.h5", "^no such file$"),
+    Case("mil-slide-not-in-map", _train("--mil-features", "P000.h5", "--slide-map", "other_map.csv"), "P000.h5",
+         "slide 'P000' is not in the slide map"),
+    Case("mil-patients-without-slides", _train("--mil-features", "P000.h5"), "train.csv",
+         "patient.s. of the table have no slide in --mil-features: P001"),
+    Case("mil-logit-in-table", _train("--mil-features", "P000.h5", table="train-mil-logit.csv"),
+         "train-mil-logit.csv", "already has a 'mil_logit' column"),
+    Case("slide-map-without-features", _train("--slide-map", "other_map.csv"), "--slide-map",
+         "only used with --mil-features"),
+    Case("out-is-mil-features", _train("--mil-features", "P000.h5", out="P000.h5"), "P000.h5", "existing file"),
 ]
 
 EVALUATE = [

@@ -36,9 +36,11 @@ FUSION_MODELS = ("fused", "stacked")  # make_model's names for the models that c
 
 
 def fusion_pairs(names: list[str]) -> list[tuple[str, str]]:
-    """(fusion model, single-modality model) pairs to compare, fused before stacked."""
+    """(challenger, reference) pairs to compare: each fusion model against each single-modality
+    model (fused before stacked), and attention MIL (path_mil) against mean pooling (path)."""
     singles = [n for n in names if n not in FUSION_MODELS]
-    return [(c, s) for c in FUSION_MODELS if c in names for s in singles]
+    mil = [("path_mil", "path")] if {"path_mil", "path"} <= set(names) else []
+    return [(c, s) for c in FUSION_MODELS if c in names for s in singles] + mil
 
 
 @dataclass

@@ -63,17 +63,19 @@ class BinaryTask:
 
 
 def nested_cv(table: pd.DataFrame, y: np.ndarray, factories: dict, *, outer_folds: int, outer_repeats: int,
-              inner_cv, seed: int, threshold_rule: str, task=None, n_jobs: int = 1) -> CVResult:
+              inner_cv, seed: int, threshold_rule: str, task=None, n_jobs: int = 1, augment=None) -> CVResult:
     """Every model on every outer split; ``n_jobs`` outer splits at a time (-1: every CPU).
 
     Each split's fits are seeded and its results are gathered in split order, so any ``n_jobs``
-    gives the same output byte for byte."""
+    gives the same output byte for byte. ``augment(table, y, train, test, split)``, when given,
+    returns the table with columns learned on that split's training patients only (the MIL score
+    of ``mil_feature.MILFeature``)."""
     task = task or BinaryTask()
     outer = RepeatedStratifiedKFold(n_splits=outer_folds, n_repeats=outer_repeats, random_state=seed)
     rows, weights, params = [], [], []
     progress = Progress(outer_folds * outer_repeats * len(factories), "nested CV", unit="fits")
     jobs = (delayed(_one_split)(table, y, factories, train, test, divmod(split, outer_folds), inner_cv,
-                                threshold_rule, task, inner_serial=n_jobs != 1)
+                                threshold_rule, task, inner_serial=n_jobs != 1, augment=augment, split=split)
             for split, (train, test) in enumerate(outer.split(table, task.strata(y))))
     for split_rows, split_weights, split_params in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
         rows += split_rows
@@ -86,10 +88,12 @@ def nested_cv(table: pd.DataFrame, y: np.ndarray, factories: dict, *, outer_fold
 
 def _one_split(table: pd.DataFrame, y: np.ndarray, factories: dict, train: np.ndarray, test: np.ndarray,
                repeat_fold: tuple[int, int], inner_cv, threshold_rule: str, task, *,
-               inner_serial: bool) -> tuple[list[pd.DataFrame], list[dict], list[dict]]:
+               inner_serial: bool, augment=None, split: int = 0) -> tuple[list[pd.DataFrame], list[dict], list[dict]]:
     """Each model fitted on one outer training fold and scored on its held-out fold. With the outer
     splits already in parallel, the inner searches run serially (no processes inside processes)."""
     repeat, fold = repeat_fold
+    if augment is not None:
+        table = augment(table, y, train, test, split)
     ids = table[PATIENT_ID].astype(str).to_numpy()[test]
     X_train, X_test = table.iloc[train], table.iloc[test]
     rows, weights, params = [], [], []

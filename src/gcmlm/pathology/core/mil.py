@@ -418,6 +418,7 @@ class BagPrediction:
     patient_id: str
     risk: float
     slide_risks: dict[str, float]
+    logit: float  # the risk before the sigmoid: the score fusion-train's models read (column mil_logit)
     attention: dict[str, np.ndarray]  # slide ID -> (N,) softmax weights over the patient's whole bag
     n_patches: dict[str, int]
 
@@ -440,7 +441,7 @@ def predict_mil(model: MILModel, bags: Sequence[Bag], device: str | torch.device
             if len(bag.slides) > 1:  # each slide alone as a bag
                 slide_risks = {s.slide_id: _probability(network(torch.from_numpy(part).to(device))[0])
                                for s, part in zip(bag.slides, parts, strict=True)}
-            results.append(BagPrediction(bag.patient_id, _probability(logit), slide_risks, attention,
+            results.append(BagPrediction(bag.patient_id, _probability(logit), slide_risks, float(logit), attention,
                                          {s.slide_id: len(p) for s, p in zip(bag.slides, parts, strict=True)}))
     return results
 
