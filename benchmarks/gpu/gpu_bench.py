@@ -11,7 +11,8 @@ the nnU-Net model is trained here for a few iterations on CPU unless ``--nnunet-
 
 Sections of the JSON: ``environment``; ``patch_embed`` (1, end to end from the slide file);
 ``model_alone`` (2, random tensors already on the device); ``nnunet_predict`` (3); ``agreement`` (4,
-device features against CPU fp32 features of the same patches); ``mil_train`` (5, a TODO slot).
+device features against CPU fp32 features of the same patches); ``mil_train`` (5, the MIL core's
+``fit_mil``/``predict_mil`` on synthetic in-memory bags: seconds per epoch and per fit, on the device).
 Every figure is a {"value", "unit"} pair.
 """
 
@@ -373,7 +374,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nnunet-model", type=Path, help="nnU-Net model zip (default: train a tiny one here on CPU)")
     parser.add_argument("--ct-images", type=Path, nargs="+", default=[], help="CTs for --nnunet-model")
     parser.add_argument("--skip", nargs="+", default=[], choices=("patch_embed", "model_alone", "nnunet_predict",
-                                                                  "agreement"), help="leave sections out")
+                                                                  "agreement", "mil_train"), help="leave sections out")
     return parser.parse_args(argv)
 
 
@@ -452,9 +453,43 @@ def run(args: argparse.Namespace) -> dict:
     if "patches_per_second" in pe and "patches_per_second" in alone:
         results["io_vs_ceiling"] = figure(pe["patches_per_second"]["value"] / alone["patches_per_second"]["value"],
                                           "end-to-end rate / model-alone rate")
-    results["mil_train"] = {"todo": True, "why": "mil-train is not built yet; its GPU figure goes here"}
+    timed_section(results, "mil_train", args.skip, lambda: mil_train(device, args.dry_run))
     results["total_seconds"] = figure(time.perf_counter() - began, "s")
     return results
+
+
+MIL_FULL = {"patients": 200, "patches": 2000, "dim": 1024, "max_epochs": 10}  # issue #13's benchmark size
+MIL_DRY = {"patients": 16, "patches": 64, "dim": 32, "max_epochs": 2}
+
+
+def mil_train(device: str, dry_run: bool) -> dict:
+    """One outer fold of mil-train (80 % of the patients; fixed epochs, no early stop) on the device,
+    and prediction of the other 20 %: the figures a MIL run on a GPU node is sized by."""
+    import numpy as np
+
+    from gcmlm.pathology.core.mil import Bag, MILConfig, fit_mil, planted_bags, predict_mil, roc_auc
+
+    size = MIL_DRY if dry_run else MIL_FULL
+    bags, labels = [], []
+    for start in range(0, size["patients"], 20):  # 20 patients at a time: the generator stays small
+        chunk, y = planted_bags(min(20, size["patients"] - start), size["patches"], size["dim"], seed=start, shift=0.5)
+        bags += [Bag.from_arrays(f"B{start + i:03d}", {f"B{start + i:03d}": p["features"]}) for i, p in enumerate(chunk)]
+        labels += y.tolist()
+    labels = np.array(labels)
+    n_train = round(0.8 * len(bags))
+    config = MILConfig(max_epochs=size["max_epochs"], patience=size["max_epochs"])
+    start = time.perf_counter()
+    model = fit_mil(bags[:n_train], labels[:n_train], config, seed=0, device=device, progress=False)
+    fit_seconds = time.perf_counter() - start
+    epochs = len(model.training["history"])
+    start = time.perf_counter()
+    predictions = predict_mil(model, bags[n_train:], device)
+    predict_seconds = time.perf_counter() - start
+    auc = roc_auc(labels[n_train:], np.array([p.risk for p in predictions]))
+    return {"patients": size["patients"], "patches_per_bag": size["patches"], "dim": size["dim"], "epochs": epochs,
+            "fit": figure(fit_seconds, "s"), "seconds_per_epoch": figure(fit_seconds / epochs, "s"),
+            "predict_bags_per_second": figure(len(predictions) / predict_seconds, "bags/s"),
+            "held_out_auc": figure(float(auc) if auc is not None else float("nan"), "AUC (planted signal)")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,6 +519,7 @@ def summary_table(results: dict) -> str:
              f"nnU-Net predict:        {results.get('nnunet_predict', {}).get(results['device'], {}).get('seconds_per_case', '-')}",
              f"agreement: cosine min {value('agreement', 'cosine_min')}, max |diff| {value('agreement', 'max_abs_diff')}, "
              f"passed {results.get('agreement', {}).get('passed')}",
+             f"mil-train (one outer fold): {value('mil_train', 'fit')}, {value('mil_train', 'seconds_per_epoch')} per epoch",
              f"total {results['total_seconds']['value']} s"]
     errors = [f"{name}: {v['error']}" for name, v in results.items() if isinstance(v, dict) and "error" in v]
     return "\n".join(lines + errors)
