@@ -2,6 +2,7 @@
 # The main job: demo cohort -> nnU-Net training workflow -> the whole gc-mlm workflow, with cwltool.
 # Usage: scripts/demo.sh [OUT_DIR]   (make demo; the tools run from .venv, CWL_ARGS adds cwltool flags,
 #        DEMO_SET="name=value ..." adds gc-mlm workflow inputs, e.g. DEMO_SET="radiomics_label=1";
+#        DEMO_SLIDE_MODEL=mean runs without attention MIL (default abmil);
 #        DEMO_PROVENANCE=0 leaves out the provenance bag and runs jobs side by side, DEMO_PARALLEL=0 does not)
 # Ends with the time of each step (wall and CPU) and of each workflow step, from the logs in OUT_DIR/logs.
 set -euo pipefail
@@ -42,7 +43,10 @@ timed "2 nnU-Net training" "$out/logs/radiology-train.log" \
 model=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["path"])' "$out/radiology-train.outputs.json")
 
 # The fusion runs twice: the binary MLM outcome and, with time_column/event_column, time to MLM
-# (Cox models, C-index, Kaplan-Meier; results/fusion/survival/).
+# (Cox models, C-index, Kaplan-Meier; results/fusion/survival/). slide_model=abmil adds attention MIL
+# (docs/workflows.md): a model on every patient with heatmaps of the 4 highest-risk slides
+# (results/pathology/{mil,attention,heatmaps}/, in the run report) and path_mil, trained inside
+# fusion-train's nested CV. DEMO_SLIDE_MODEL=mean leaves MIL out.
 step "3/4 whole workflow gc-mlm.cwl (radiology + pathology + fusion)"
 extra_set=()
 for pair in ${DEMO_SET:-}; do extra_set+=(--set "$pair"); done
@@ -51,7 +55,7 @@ gcmlm jobs gc-mlm --manifest "$out/cohort/manifest.csv" --clinical "$out/cohort/
   --set use_gpu=false --set tiling_preset=bwh_biopsy --set encoder="${DEMO_ENCODER:-resnet18}" --set allow_random_weights=true \
   --set embed_batch_size=32 --set outer_repeats="${DEMO_OUTER_REPEATS:-2}" --set tuning=fast --set seed=0 \
   --set time_column=mlm_time_months --set event_column=mlm_event --set time_unit=months \
-  --set "horizons=[12, 24, 36]" \
+  --set "horizons=[12, 24, 36]" --set slide_model="${DEMO_SLIDE_MODEL:-abmil}" \
   "${extra_set[@]}"
 # A CWLProv research object of this run (inputs, outputs, packed workflow, PROV graph) in
 # $out/provenance (cwltool replaces the previous run's); DEMO_PROVENANCE=0 leaves it out.
@@ -98,6 +102,10 @@ for name, m in metrics["models"].items():
 print(f"\nmodel report: {fusion / 'model' / 'report.html'}")
 if survival:
     print(f"time-to-event report (Kaplan-Meier, AUC(t)): {fusion / 'survival' / 'report.html'}")
+heatmaps = sorted((fusion.parent / "pathology" / "heatmaps").glob("*_heatmap.png"))
+if heatmaps:
+    print(f"MIL attention heatmaps ({len(heatmaps)} slides of highest MIL risk, with QuPath GeoJSON): "
+          f"{heatmaps[0].parent}")
 print(f"all outputs: {out / 'results'} (radiology/, pathology/, fusion/)")
 print(f"run report (open in a browser): {outputs['index_html']['path']}")
 if (out / "provenance" / "bagit.txt").is_file():

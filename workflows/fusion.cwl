@@ -10,6 +10,9 @@ doc: |
   saved models on it (report.html); if `predict_table` is given, fusion-predict scores it. If
   `time_column` (with `event_column`) is given, a second fusion-train runs the time-to-event
   analysis (penalised Cox models, C-index, AUC(t), Kaplan-Meier) beside the binary one (survival_*).
+  If `mil_features` (patch-embed's feature files, with `slide_map`) are given, the binary
+  fusion-train also fits an attention-MIL model inside every outer fold, on that fold's training
+  patients only, and validates `path_mil` (and uses the MIL risk in fused and stacked).
 
 $namespaces:
   s: https://schema.org/
@@ -59,7 +62,7 @@ inputs:
     doc: fusion-merge policy for problem patients
   models:
     type: string[]?
-    doc: subset of rad, path, clin, fused, stacked
+    doc: subset of rad, path, clin, path_mil, fused, stacked
   classifier:
     type:
       - "null"
@@ -97,6 +100,12 @@ inputs:
     doc: new patients to score with the default model
   bootstrap:
     type: int?
+  mil_features:
+    type: File[]?
+    doc: CLAM patch feature files (h5, slide ID = file stem); adds path_mil, attention MIL trained per outer fold
+  slide_map:
+    type: File?
+    doc: with mil_features, cohort manifest or patient_id,slide_id CSV mapping slides to patients
 
 steps:
   merge:
@@ -123,6 +132,8 @@ steps:
       tuning: tuning
       seed: seed
       n_jobs: n_jobs
+      mil_features: mil_features
+      slide_map: slide_map
     out: [model_dir, metrics, oof_predictions, selected_features, model_card, report, plots]
   train_survival:
     run: ../tools/fusion-train/fusion-train.cwl

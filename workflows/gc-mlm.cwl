@@ -8,6 +8,12 @@ doc: |
   radiomics-extract), pathology (per slide: wsi-tile -> patch-embed, then slide-pool per patient)
   and fusion (fusion-merge -> fusion-train with nested cross-validation, optional external
   evaluation and prediction). `use_gpu: false` runs the GPU stages on CPU (see docs/gpu.md).
+  `slide_model: abmil` adds attention MIL (docs/workflows.md, "Slide model"): the pathology branch
+  trains a MIL model on every patient (the model to inspect; pathology/mil/) and draws attention
+  heatmaps of the `heatmap_slides` highest-risk slides (pathology/heatmaps/, shown in the run
+  report), and fusion-train gets the patch features, fits MIL inside every outer fold of its nested
+  cross-validation (training patients only) and reports `path_mil` (its MIL risk also enters fused
+  and stacked): that nested-CV AUC is MIL's honest estimate.
   A job for a cohort manifest is written by `gcmlm jobs gc-mlm`. The outputs are grouped by branch and
   kind (radiology/, pathology/, fusion/) and run-report writes index.html beside them.
 
@@ -102,6 +108,16 @@ inputs:
   embed_batch_size:
     type: int
     default: 256
+  slide_model:
+    type:
+      type: enum
+      symbols: [mean, abmil]
+    default: mean
+    doc: "mean: path_ features are the slides' mean patch features; abmil: also attention MIL (path_mil in fusion, heatmaps)"
+  heatmap_slides:
+    type: int
+    default: 4
+    doc: with slide_model abmil, attention heatmaps for this many slides, highest MIL slide risk first (0 - all)
   # fusion
   clinical:
     type: File
@@ -202,7 +218,13 @@ steps:
       encoder_checkpoint: encoder_checkpoint
       allow_random_weights: allow_random_weights
       batch_size: embed_batch_size
-    out: [patient_table, slide_table, pool_report, coords, masks, stitches, tiling_summaries]
+      slide_model: slide_model
+      labels: clinical
+      label: label
+      mil_seed: seed
+      heatmap_slides: heatmap_slides
+    out: [patient_table, slide_table, pool_report, coords, masks, stitches, tiling_summaries, features_h5,
+          mil_model, mil_risk, mil_slide_risk, attention, heatmaps, heatmap_regions]
   fusion:
     run: fusion.cwl
     in:
@@ -226,13 +248,21 @@ steps:
       seed: seed
       external_table: external_table
       predict_table: predict_table
+      slide_model: slide_model
+      mil_features:  # abmil: fusion-train fits MIL per outer fold (path_mil)
+        source: pathology/features_h5
+        valueFrom: '$(inputs.slide_model == "abmil" ? self : null)'
+      slide_map:
+        source: slide_map
+        valueFrom: '$(inputs.slide_model == "abmil" ? self : null)'
     out: [merged_table, join_report, model_dir, cv_metrics, cv_report, oof_predictions, selected_features, cv_plots,
           external_metrics, report, external_plots, predictions, survival_model_dir]
 
   results:
     doc: |
       Groups the outputs by branch and kind (README, "Results"): radiology/{masks,qa,features},
-      pathology/{coords,features,qa}, fusion/ (model/, external/, survival/). Directory literals, so cwltool and
+      pathology/{coords,features,qa} (with slide_model abmil also mil/, attention/, heatmaps/), fusion/
+      (model/, external/, survival/). Directory literals, so cwltool and
       Toil write the same tree under --outdir; `tree` holds the three for run-report.
     in:
       ct_masks: radiology/masks
@@ -247,6 +277,12 @@ steps:
       patch_maps: pathology/stitches
       tiling_summaries: pathology/tiling_summaries
       pool_report: pathology/pool_report
+      mil_model: pathology/mil_model
+      mil_risk: pathology/mil_risk
+      mil_slide_risk: pathology/mil_slide_risk
+      attention: pathology/attention
+      heatmaps: pathology/heatmaps
+      heatmap_regions: pathology/heatmap_regions
       merged_table: fusion/merged_table
       join_report: fusion/join_report
       model_dir: fusion/model_dir
@@ -271,6 +307,12 @@ steps:
         patch_maps: File[]
         tiling_summaries: File[]
         pool_report: File
+        mil_model: Directory?
+        mil_risk: File?
+        mil_slide_risk: File?
+        attention: File[]?
+        heatmaps: File[]?
+        heatmap_regions: File[]?
         merged_table: File
         join_report: File
         model_dir: Directory
@@ -297,10 +339,19 @@ steps:
             dir("masks", inputs.ct_masks),
             dir("qa", inputs.ct_qa.concat(inputs.ct_reports, present(inputs.radiomics_diagnostics))),
             dir("features", [inputs.radiomics_table])]);
+          var mil = null;  // slide_model abmil only
+          if (inputs.mil_model) {
+            var milModel = inputs.mil_model;
+            milModel.basename = "model";
+            mil = dir("mil", [inputs.mil_risk, inputs.mil_slide_risk, milModel]);
+          }
           var pathology = dir("pathology", [
             dir("coords", inputs.coords),
             dir("features", [inputs.patient_table, inputs.slide_table]),
-            dir("qa", inputs.tissue_masks.concat(inputs.patch_maps, inputs.tiling_summaries, [inputs.pool_report]))]);
+            dir("qa", inputs.tissue_masks.concat(inputs.patch_maps, inputs.tiling_summaries, [inputs.pool_report])),
+            mil,
+            inputs.attention ? dir("attention", inputs.attention) : null,
+            inputs.heatmaps ? dir("heatmaps", inputs.heatmaps.concat(present(inputs.heatmap_regions))) : null]);
           var fusion = dir("fusion", [inputs.merged_table, inputs.join_report, model,
                                       external.length ? dir("external", external) : null, inputs.predictions,
                                       survival]);
@@ -331,7 +382,10 @@ outputs:
   pathology_outputs:
     type: Directory
     outputSource: results/pathology
-    doc: coords/ (<slide_id>.h5), features/ (path_ patient and slide tables), qa/ (tissue and patch maps, JSON)
+    doc: >
+      coords/ (<slide_id>.h5), features/ (path_ patient and slide tables), qa/ (tissue and patch maps, JSON);
+      slide_model abmil: mil/ (mil_risk.csv, mil_slide_risk.csv, model/), attention/ (<slide_id>.h5),
+      heatmaps/ (<slide_id>_heatmap.png, <slide_id>_attention.geojson)
   fusion_outputs:
     type: Directory
     outputSource: results/fusion

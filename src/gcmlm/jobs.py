@@ -3,6 +3,8 @@
     gcmlm jobs radiology-train --manifest M.csv --out train.job.yml [--patients P1 P2 ... | --first N]
     gcmlm jobs radiology --manifest M.csv --model model.zip --out radiology.job.yml
     gcmlm jobs pathology --manifest M.csv --out pathology.job.yml --set encoder=uni_v1
+    gcmlm jobs pathology --manifest M.csv --clinical C.csv --out pathology.job.yml \\
+        --set encoder=uni_v1 --set slide_model=abmil --set label=mlm
     gcmlm jobs fusion --out fusion.job.yml --set rad_table=rad.csv --set path_table=path.csv \\
         --set clinical_table=clinical.csv --set label=mlm
     gcmlm jobs gc-mlm --manifest M.csv --clinical C.csv --model model.zip --out gc-mlm.job.yml
@@ -346,7 +348,10 @@ def radiology_job(args: argparse.Namespace, job_dir: Path) -> dict:
 
 
 def pathology_job(args: argparse.Namespace, job_dir: Path) -> dict:
-    return pathology_part(cohort_rows(args, ("slide",))["slide"], args.manifest, job_dir)
+    job = pathology_part(cohort_rows(args, ("slide",))["slide"], args.manifest, job_dir)
+    if args.clinical is not None:  # the outcome table of slide_model abmil (mil-train's labels)
+        job["labels"] = cwl_path(args.clinical, job_dir)
+    return job
 
 
 def fusion_job(args: argparse.Namespace, job_dir: Path) -> dict:
@@ -447,15 +452,31 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("radiology", "gc-mlm"):
         parsers[name].add_argument("--model", required=True, type=Path, help="nnU-Net model zip")
     parsers["gc-mlm"].add_argument("--clinical", required=True, type=Path, help="clinical patient table (CSV)")
+    parsers["pathology"].add_argument("--clinical", type=Path,
+                                      help="patient table with the outcome, for slide_model=abmil (the job's labels)")
     for p in parsers.values():
         add_common_options(p)
     return parser
+
+
+def check_slide_model(workflow: Workflow, job: dict) -> None:
+    """slide_model abmil trains a MIL model in pathology.cwl: it needs the outcome (gc-mlm.cwl
+    always has it: clinical and label)."""
+    if job.get("slide_model") != "abmil" or not {"labels", "label"} <= set(workflow.inputs):
+        return
+    missing = [name for name in ("labels", "label")
+               if job.get(name) is None and workflow.inputs[name].default in (None, NO_DEFAULT)]
+    if missing:
+        how = {"labels": "--clinical C.csv (or --set labels=C.csv)", "label": "--set label=COLUMN"}
+        raise GcmlmError("slide_model abmil trains a MIL model on the outcome: give "
+                         + " and ".join(how[m] for m in missing), workflow.shown)
 
 
 def write_job(args: argparse.Namespace) -> Path:
     workflow = load_workflow(args.workflow, args.workflow_file)
     job_dir = args.out.resolve().parent
     job = apply_sets(BUILDERS[args.workflow](args, job_dir), workflow, args.set, job_dir)
+    check_slide_model(workflow, job)
     return write_text(args.out, render_job(workflow, job, args.out))
 
 

@@ -5,6 +5,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import openslide
 import pandas as pd
@@ -17,9 +18,17 @@ from gcmlm.cli import main
 from gcmlm.common.manifest import read_manifest, slide_id, slide_patient_map
 from gcmlm.common.tables import feature_columns, read_patient_table
 from gcmlm.demo.core import ct, patients, wsi
-from gcmlm.demo.demo_cohort import make_cohort
+from gcmlm.demo.demo_cohort import DEFAULT_SLIDE_SIZE, cohort_patients, make_cohort, n_slides, patient_slides
 
 SMALL_SLIDES = (1024, 768)
+# SHA-1 of the raw level-0 tiles (before JPEG) of the slides without a planted region in
+# make_cohort(patients=3, seed=0, slide_size=SMALL_SLIDES), rendered by generator version 1, i.e.
+# before planted regions existed: those slides must stay the same pixels.
+VERSION_1_TILES = {
+    "GC002-A": "77ff0a0e9cc77a421e96423205e3e7d1ffe8ac6e",
+    "GC002-B": "026ce6f6e71faafcefb8bdec9c0702e0b5e9ce2c",
+    "GC003-A": "4913cc1c502923501cef84de688349f10ebbcc63",
+}
 
 
 def _sha(path):
@@ -120,6 +129,94 @@ def test_same_seed_same_bytes_slide_size_changes_only_slides(tmp_path):
     assert _sha(first / "slides" / "GC001-A.tiff") != _sha(bigger / "slides" / "GC001-A.tiff")
     other = make_cohort(tmp_path / "d", patients=3, seed=1, slide_size=SMALL_SLIDES)
     assert _sha(other["clinical"]) != _sha(first / "clinical.csv")
+
+
+def _tiles_sha(slide) -> str:
+    digest = hashlib.sha1()
+    for tile in slide.tiles():
+        digest.update(tile.tobytes())
+    return digest.hexdigest()
+
+
+def _region_mask(region: dict, shape: tuple[int, int], downsample: float) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(np.array(region["polygon_px"]) / downsample * 16).astype(np.int32)], 1,
+                 cv2.LINE_8, 4)
+    return mask.astype(bool)
+
+
+def test_slides_without_a_planted_region_are_the_version_1_pixels():
+    """Planted regions draw from a stream of their own: a slide without one renders exactly as before
+    they existed, and a slide with one differs only in the tiles around its region."""
+    people = cohort_patients(3, 0)
+    slides = {sid: slide for i, person in enumerate(people)
+              for sid, slide in patient_slides(0, i, person, SMALL_SLIDES, n_slides(i, 3))}
+    assert [sid for sid, slide in slides.items() if slide.planted] == ["GC001-A"]  # the one patient with MLM
+    for sid, expected in VERSION_1_TILES.items():
+        assert slides[sid].planted is None and _tiles_sha(slides[sid]) == expected, sid
+    # The same slide rendered without its region: identical tiles away from it (more than 64 px,
+    # the reach of its edge and its nuclei), changed tiles on it.
+    with_region = slides["GC001-A"]
+    (_, plain), = patient_slides(0, 0, people[0], SMALL_SLIDES)
+    plain.region = plain.planted = None
+    changed = untouched = 0
+    for ty in range(0, with_region.height, 256):
+        for tx in range(0, with_region.width, 256):
+            same = np.array_equal(with_region.render_tile(tx, ty), plain.render_tile(tx, ty))
+            near = wsi.polygon_coverage(with_region.planted.polygon, [(tx - 64, ty - 64)], 256 + 128)[0] > 0
+            if not near:
+                assert same, (tx, ty)
+                untouched += 1
+            elif wsi.polygon_coverage(with_region.planted.polygon, [(tx, ty)], 256)[0] > 0:
+                assert not same, (tx, ty)
+                changed += 1
+    assert changed >= 1 and untouched >= 1
+
+
+def test_planted_regions_follow_the_outcome_and_stay_small(demo_cohort):
+    """Every patient with MLM has one planted region, on its first slide; a few without MLM have one
+    too. Each covers 3-10 % of its slide's tissue, lies inside the tissue (measured on the slide's
+    low-resolution fields and on the written slide) and is where truth.json says it is: the only
+    crowded, dark spot of the slide."""
+    truth = json.loads((demo_cohort / "truth.json").read_text())
+    assert truth["version"] == "2" and truth["planted_region"]["probability_by_mlm"] == [0.1, 1.0]
+    per_patient = truth["per_patient"]
+    people = cohort_patients(len(per_patient), truth["seed"])
+    with_region = 0
+    for i, (p, person) in enumerate(zip(per_patient, people, strict=True)):
+        regions = [s["planted_region"] for s in p["slides"]]
+        assert regions[1:] == [None] * (len(regions) - 1)  # only ever on the first slide
+        if p["mlm"]:
+            assert regions[0] is not None, p["patient_id"]
+        with_region += regions[0] is not None
+        rendered = dict(patient_slides(truth["seed"], i, person, DEFAULT_SLIDE_SIZE, len(p["slides"])))
+        for s in p["slides"]:
+            slide, region = rendered[s["slide_id"]], s["planted_region"]
+            assert (slide.planted is None) == (region is None)
+            with openslide.OpenSlide(demo_cohort / "slides" / f"{s['slide_id']}.tiff") as wsi_file:
+                image = np.asarray(wsi_file.read_region((0, 0), 1, wsi_file.level_dimensions[1]).convert("RGB"),
+                                   dtype=np.float32)
+            grey = image.mean(axis=-1)
+            tissue = grey < 225
+            crowded = cv2.blur((grey < 150).astype(np.float32), (41, 41)) > 0.4  # ~160 um windows, mostly nuclei
+            if region is None:
+                assert not crowded.any(), s["slide_id"]
+                continue
+            assert region["tissue_fraction"] == slide.planted.tissue_fraction
+            # the fields: the region (coverage > 0.5) lies inside the tissue and covers 3-10 % of it
+            inside = slide.region > 0.5
+            assert not (inside & (slide.mask <= 0.5)).any()
+            assert 0.03 <= inside.sum() / (slide.mask > 0.5).sum() <= 0.10
+            assert 0.03 <= region["tissue_fraction"] <= 0.10
+            # the written slide: the polygon covers 3-10 % of the tissue seen in the image, holds the
+            # crowded dark spot and is far darker than the rest of the tissue
+            polygon = _region_mask(region, grey.shape, 4.0)
+            assert 0.03 <= (polygon & tissue).sum() / tissue.sum() <= 0.10
+            assert (polygon & ~tissue).sum() < 0.02 * polygon.sum()
+            assert crowded.any() and (crowded & polygon).sum() >= 0.9 * crowded.sum()
+            dark = grey < 150
+            assert dark[polygon].mean() > 0.4 > 0.25 > dark[tissue & ~polygon].mean()
+    assert sum(p["mlm"] for p in per_patient) <= with_region <= len(per_patient) // 2
 
 
 def test_truth_file_records_the_planted_risks(demo_cohort):

@@ -29,7 +29,7 @@ def test_readme_example(repo, tmp_path, monkeypatch):
     data = "tools/fusion-merge/tests/data"
     merged = merge_tables([f"{data}/rad.csv", f"{data}/path.csv", f"{data}/clin.csv"]).table
     settings = TrainSettings(models=("rad", "clin", "fused"), outer_folds=3, outer_repeats=1, inner_folds=3,
-                             tuning="none", k_features=(4,))
+                             tuning="none", selection="anova", k_features=(4,))
     trained = train_models("tools/fusion-train/tests/data/train.csv", "mlm", settings, out_dir=tmp_path / "model")
     print({name: round(s["auc"], 3) for name, s in trained.summary.items()})  # nested-CV AUCs
     risk = predict_risk(trained.models["fused"], "tools/fusion-predict/tests/data/new_patients.csv")
@@ -38,7 +38,7 @@ def test_readme_example(repo, tmp_path, monkeypatch):
     assert len(merged) == 48 and set(trained.models) == {"rad", "clin", "fused"}
     assert len(risk.table) == 10 and risk.cutoffs == [trained.models["fused"].threshold]
     # the same out-of-fold scores as `gcmlm fusion-train` (pinned in tools/fusion-train/tests)
-    assert _sha1(tmp_path / "model" / "oof_predictions.csv") == "f37660e0c90d678d7d9f1a0fd9e48cdbc58a01e4"
+    assert _sha1(tmp_path / "model" / "oof_predictions.csv") == "1be2056440a4317512dd9ce92f74bb7641ba0859"
 
 
 def test_defaults_live_in_the_settings_and_the_command_line_uses_them():

@@ -23,7 +23,7 @@ def data():
 def test_each_classifier_learns_the_planted_signal(data, classifier, penalty, selection):
     table, y, cols = data
     config = ModelConfig(classifier=classifier, penalty=penalty, selection=selection, k_features=[2],
-                         tuning="fast", inner_folds=3)
+                         corr_threshold=0.9, tuning="fast", inner_folds=3)
     model = make_model("rad", cols, config).fit(table, y)
     assert roc_auc_score(y, model.predict_proba(table)[:, 1]) > 0.75
     weights = feature_weights(model)
@@ -46,7 +46,7 @@ def test_combat_runs_inside_the_pipeline_and_the_centre_is_not_a_feature(data):
 
 def test_tuned_models_freeze_their_chosen_hyperparameters(data):
     table, y, cols = data
-    config = ModelConfig(tuning="fast", k_features=[1, 3], inner_folds=3)
+    config = ModelConfig(tuning="fast", selection="anova", k_features=[1, 3], inner_folds=3)
     assert param_grid(config) == {"clf__C": [0.1, 1.0], "select__k": [1, 3]}
     model = make_model("clin", cols, config).fit(table, y)
     assert isinstance(model, GridSearchCV)

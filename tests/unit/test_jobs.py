@@ -37,6 +37,33 @@ def test_gc_mlm_job_lists_every_ct_and_slide_relative_to_the_job(demo_cohort, tm
                                                     for p in job["ct_patient_ids"]]
 
 
+def test_pathology_job_with_slide_model_abmil_takes_the_outcome_table(demo_cohort, tmp_path, capsys):
+    out = tmp_path / "jobs" / "pathology.job.yml"
+    base = ["pathology", "--manifest", str(demo_cohort / "manifest.csv"), "--out", str(out)]
+    assert main([*base, "--clinical", str(demo_cohort / "clinical.csv"), "--set", "slide_model=abmil",
+                 "--set", "label=mlm"]) == 0
+    job = yaml.safe_load(out.read_text())
+    assert (out.parent / job["labels"]["path"]).resolve() == demo_cohort / "clinical.csv"
+    assert job["slide_model"] == "abmil" and job["label"] == "mlm"
+    assert "# heatmap_slides: 4  # int: " in out.read_text()
+    out.unlink()
+    assert main([*base, "--set", "slide_model=abmil"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gcmlm jobs: error: workflows/pathology.cwl: slide_model abmil trains a MIL model on the outcome: "
+                   "give --clinical C.csv (or --set labels=C.csv) and --set label=COLUMN"]
+    assert not out.exists()
+    assert main([*base, "--set", "slide_model=attention"]) == 2
+    assert "slide_model is enum(mean|abmil); expected one of mean, abmil" in capsys.readouterr().err
+    assert main([*base]) == 0 and "labels" not in yaml.safe_load(out.read_text())  # mean: no outcome needed
+
+
+def test_gc_mlm_job_takes_slide_model(demo_cohort, tmp_path):
+    out = tmp_path / "job.yml"
+    assert _gc_mlm(demo_cohort, out, "slide_model=abmil", "heatmap_slides=2") == 0
+    job = yaml.safe_load(out.read_text())
+    assert job["slide_model"] == "abmil" and job["heatmap_slides"] == 2
+
+
 def test_training_job_takes_labelled_cts_and_names_what_is_missing(demo_cohort, tmp_path, capsys):
     out = tmp_path / "train.job.yml"
     manifest = str(demo_cohort / "manifest.csv")

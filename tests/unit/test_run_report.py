@@ -62,6 +62,48 @@ def test_report_shows_volumes_agreement_and_outliers(tree, tmp_path):
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
 
 
+def add_mil_outputs(tree: Path) -> None:
+    """What gc-mlm.cwl adds with slide_model abmil: pathology/mil/ (risk tables, model) and heatmaps/."""
+    from synthetic_results import png_bytes
+
+    mil, heatmaps = tree / "pathology" / "mil", tree / "pathology" / "heatmaps"
+    (mil / "mil_model").mkdir(parents=True)
+    heatmaps.mkdir()
+    (mil / "mil_risk.csv").write_text("patient_id,mil_risk,mil_logit,n_slides,n_patches,n_empty_slides\n"
+                                      "P0001,0.25,-1.1,2,82,0\nP0002,0.75,1.1,1,41,0\n")
+    (mil / "mil_slide_risk.csv").write_text("slide_id,patient_id,mil_risk,n_patches\n"
+                                            "P0001-A,P0001,0.2,41\nP0001-B,P0001,0.3,41\nP0002-A,P0002,0.75,41\n")
+    (mil / "mil_model" / "training.json").write_text(json.dumps({"best_epoch": 3, "history": []}))
+    for sid in ("P0001-B", "P0002-A"):
+        (heatmaps / f"{sid}_heatmap.png").write_bytes(png_bytes())
+        (heatmaps / f"{sid}_attention.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+
+
+def test_mil_heatmaps_get_their_own_gallery_highest_risk_first(tree):
+    add_mil_outputs(tree)
+    facts = build_report(tree, tree / "index.html")
+    heatmaps = [i for i in facts.images if i.kind == "heatmap"]
+    assert len(facts.images) == 8 + 2 * 12 + 2 and len(heatmaps) == 2
+    assert facts.produced["pathology"]["MIL heatmaps"] == 2 and facts.produced["pathology"]["slide images"] == 2 * 12
+    assert facts.patients["P0002"].mil_risk == 0.75 and facts.patients["P0003"].mil_risk is None
+    assert {s.slide_id: s.mil_risk for s in facts.patients["P0001"].slides}["P0001-B"] == 0.3
+    page = (tree / "index.html").read_text()
+    gallery = page[page.index('id=heatmap-gallery'):]
+    gallery = gallery[:gallery.index("</div>")]
+    assert re.findall(r'src="([^"]+)"', gallery) == ["pathology/heatmaps/P0002-A_heatmap.png",
+                                                     "pathology/heatmaps/P0001-B_heatmap.png"]
+    assert "P0002-A attention, MIL risk 0.750" in gallery
+    assert "_heatmap.png" not in page[page.index("id=slide-gallery"):page.index("MIL attention heatmaps")]
+    assert "<th>MIL risk (in-sample)</th>" in page and ">0.750</td>" in page
+
+
+def test_without_mil_outputs_there_is_no_heatmap_section(tree):
+    facts = build_report(tree, tree / "index.html")
+    page = (tree / "index.html").read_text()
+    assert "MIL attention heatmaps" not in page and "MIL risk" not in page
+    assert "MIL heatmaps" not in facts.produced["pathology"]
+
+
 def test_partial_tree_gives_a_partial_page(tmp_path):
     write_results_tree(tmp_path / "full", 2)
     shutil.copytree(tmp_path / "full" / "pathology", tmp_path / "only" / "pathology")

@@ -83,7 +83,6 @@ inputs:
     doc: Subset of rad, path, clin, path_mil, fused, stacked (default all available).
   mil_features:
     type: File[]?
-    format: edam:format_3590  # HDF5
     inputBinding: {prefix: --mil-features}
     doc: |
       CLAM-layout patch feature files (h5_files/<slide_id>.h5, e.g. from patch-embed). Adds path_mil,
@@ -91,7 +90,6 @@ inputs:
       only (cross-fitted for them), also an input of fused and stacked. Binary label only.
   slide_map:
     type: File?
-    format: edam:format_3752
     inputBinding: {prefix: --slide-map}
     doc: With mil_features, the cohort manifest or a patient_id,slide_id CSV (default each slide is its own patient).
   classifier:

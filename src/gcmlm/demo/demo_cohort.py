@@ -7,13 +7,21 @@ Writes, under one folder:
   manifest.csv           patient_id,kind,path,label (relative paths)
   clinical.csv           patient_id, clin_* features, mlm (the outcome), mlm_time_months and
                          mlm_event (follow-up: time to MLM or to the last visit, event 0/1)
-  truth.json             planted latent risks and generator settings
+  truth.json             planted latent risks and generator settings; per slide, its planted region
+                         (``planted_region``: null, or its outline ``polygon_px`` in level-0 pixels,
+                         ``tissue_fraction``, ``area_px``, ...)
 
 The latent risks and outcomes are drawn for the whole cohort at once (stratified, see
 gcmlm.demo.core.patients); everything else comes from per-patient streams (seed, patient index,
 purpose), so the CT, slides and clinical noise of a patient do not shift when, say, the slide
 size changes. Follow-up comes from a stream of its own, so adding it left every other column, CT
 and slide as it was. The second patient has two slides.
+
+Planted regions (version 2): every patient with MLM, and about one in ten without, has one small
+region of a poorly differentiated focus on its first slide, covering 4-8 % of that slide's tissue
+(gcmlm.demo.core.patients.planted_region, gcmlm.demo.core.wsi.SyntheticSlide.plant_region). It
+draws from a stream of its own: the CTs, the clinical table and every slide without a region are
+the same bytes as in version 1; only the slides with a region changed.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ log = logging.getLogger("gcmlm")
 # cohorts written by earlier versions are recognised and outputs stay byte-identical.
 GENERATOR = "gcmlm.demo.cohort"
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: planted slide regions
 # Defaults of make_cohort/write_cohort, which the command line shows and uses too.
 DEFAULT_PATIENTS = 40
 DEFAULT_SEED = 0
@@ -48,7 +56,7 @@ SLIDE_MPP = 0.5  # 20x
 DEFAULT_SLIDE_SIZE = (4096, 3072)  # width, height in level-0 pixels: 2 x 1.5 mm of tissue section
 TWO_SLIDE_PATIENT = 1  # index of the patient with two slides (the first one if there is only one)
 # Purposes of the per-patient random streams.
-_CLINICAL, _CT, _SLIDES, _FOLLOW_UP = 0, 1, 2, 3
+_CLINICAL, _CT, _SLIDES, _FOLLOW_UP, _REGION = 0, 1, 2, 3, 4
 
 
 def _stream(seed: int, index: int, purpose: int) -> np.random.Generator:
@@ -58,6 +66,36 @@ def _stream(seed: int, index: int, purpose: int) -> np.random.Generator:
 def _slide_sizes(rng: np.random.Generator, base: tuple[int, int]) -> tuple[int, int]:
     """Slides differ a little in size, as scans do."""
     return tuple(int(round(v * rng.uniform(0.85, 1.0) / 16)) * 16 for v in base)
+
+
+def cohort_patients(patients: int, seed: int) -> list[patient_model.Patient]:
+    """The cohort's patients: latent risks, outcomes and clinical covariates (no images)."""
+    ids = [patient_model.patient_id(i, patients) for i in range(patients)]
+    return patient_model.make_patients(np.random.default_rng(np.random.SeedSequence(seed)),
+                                       [_stream(seed, i, _CLINICAL) for i in range(patients)], ids)
+
+
+def n_slides(index: int, patients: int) -> int:
+    """Slides of patient ``index`` in a cohort of ``patients``: two for one of them, else one."""
+    return 2 if index == min(TWO_SLIDE_PATIENT, patients - 1) else 1
+
+
+def patient_slides(seed: int, index: int, person: patient_model.Patient, slide_size: tuple[int, int],
+                   count: int = 1) -> list[tuple[str, wsi.SyntheticSlide]]:
+    """The ``count`` slides (ID, renderer) of patient ``index``, its planted region, if any, on the first.
+
+    Nothing is rendered yet; make_cohort writes them (tests render tiles or look at the fields)."""
+    rng, region_rng = _stream(seed, index, _SLIDES), _stream(seed, index, _REGION)
+    region = patient_model.planted_region(region_rng, person)
+    slides = []
+    for k in range(count):
+        params = wsi.slide_params(rng, person.r_path, pieces=int(rng.integers(1, 4)))
+        width, height = _slide_sizes(rng, slide_size)
+        slide = wsi.SyntheticSlide(width, height, SLIDE_MPP, params, seed=(seed, index, _SLIDES, k))
+        if k == 0 and region is not None:
+            slide.plant_region(region_rng, region)
+        slides.append((f"{person.patient_id}-{'AB'[k]}", slide))
+    return slides
 
 
 def make_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
@@ -75,10 +113,7 @@ def make_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, se
     dirs = {name: out / name for name in ("ct", "labels", "slides")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    two_slides = min(TWO_SLIDE_PATIENT, patients - 1)
-    ids = [patient_model.patient_id(i, patients) for i in range(patients)]
-    people = patient_model.make_patients(np.random.default_rng(np.random.SeedSequence(seed)),
-                                         [_stream(seed, i, _CLINICAL) for i in range(patients)], ids)
+    people = cohort_patients(patients, seed)
     manifest, clinical, truth = [], [], []
     for i, person in enumerate(track(people, "demo-cohort patients", unit="patients")):
         pid = person.patient_id
@@ -89,16 +124,13 @@ def make_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, se
         ct.write_nifti(label, label_path)
         manifest.append({PATIENT_ID: pid, "kind": "ct", "path": f"ct/{pid}.nii.gz", "label": f"labels/{pid}.nii.gz"})
 
-        rng = _stream(seed, i, _SLIDES)
         slide_truth = []
-        for k in range(2 if i == two_slides else 1):
-            sid = f"{pid}-{'AB'[k]}"
-            params = wsi.slide_params(rng, person.r_path, pieces=int(rng.integers(1, 4)))
-            width, height = _slide_sizes(rng, slide_size)
-            slide = wsi.SyntheticSlide(width, height, SLIDE_MPP, params, seed=(seed, i, _SLIDES, k))
+        for sid, slide in patient_slides(seed, i, person, slide_size, n_slides(i, patients)):
             levels = wsi.write_slide(dirs["slides"] / f"{sid}.tiff", slide)
             manifest.append({PATIENT_ID: pid, "kind": "slide", "path": f"slides/{sid}.tiff", "label": ""})
-            slide_truth.append({"slide_id": sid, "mpp": SLIDE_MPP, "levels": levels, **params.__dict__})
+            region = slide.planted.truth(SLIDE_MPP) if slide.planted else None
+            slide_truth.append({"slide_id": sid, "mpp": SLIDE_MPP, "levels": levels, **slide.params.__dict__,
+                                "planted_region": region})
 
         clinical.append({PATIENT_ID: pid, **person.clinical, "mlm": person.mlm,
                          **patient_model.follow_up(_stream(seed, i, _FOLLOW_UP), person)})
@@ -126,6 +158,13 @@ def make_cohort(out_dir: str | os.PathLike, patients: int = DEFAULT_PATIENTS, se
             "slope": patient_model.OUTCOME_SLOPE,
             "intercept": patient_model.OUTCOME_INTERCEPT,
             "clinical_weight": patient_model.CLINICAL_WEIGHT,
+        },
+        "planted_region": {
+            "rule": "one region on the first slide of every patient with mlm = 1 and of about one in ten "
+                    "with mlm = 0; per slide under slides[].planted_region (polygon_px: level-0 pixels)",
+            "probability_by_mlm": list(patient_model.REGION_PROBABILITY),
+            "tissue_fraction_range": list(patient_model.REGION_TISSUE_FRACTION),
+            "morphology": "poorly differentiated focus: crowded, large, pleomorphic, dark nuclei; little eosin",
         },
         "ct": {"spacing_mm": ct.SPACING, "size_voxels": ct.SIZE, "labels": {"1": "stomach wall", "2": "tumour"}},
         "per_patient": truth,

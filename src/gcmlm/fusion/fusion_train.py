@@ -61,9 +61,9 @@ class TrainSettings:
     classifier: str = ModelConfig.classifier
     penalty: str | None = None  # None: l1 for the logistic models, l2 (near-ridge) for Cox models
     class_weight: str = ModelConfig.class_weight  # "balanced" or "none"
-    selection: str = ModelConfig.selection
+    selection: str | None = None  # None: none (the lasso selects) for --label, anova for Cox models
     k_features: tuple[int, ...] = tuple(ModelConfig.k_features)
-    corr_threshold: float = ModelConfig.corr_threshold
+    corr_threshold: float | None = None  # None: 1.0 (off) for --label, 0.9 for Cox models
     combat_column: str | None = ModelConfig.combat_column
     outer_folds: int = 5
     outer_repeats: int = 10
@@ -81,7 +81,7 @@ class TrainSettings:
         choices = {"classifier": CLASSIFIERS, "penalty": PENALTIES, "class_weight": CLASS_WEIGHTS,
                    "selection": SELECTIONS, "tuning": TUNING, "threshold_rule": THRESHOLD_RULES}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed and not (name == "penalty" and self.penalty is None):
+            if getattr(self, name) not in allowed and not (name in ("penalty", "selection") and getattr(self, name) is None):
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         unknown = [m for m in self.models or () if m not in MODEL_NAMES]
         if unknown:
@@ -95,7 +95,8 @@ class TrainSettings:
         checks.require_option("--outer-repeats", self.outer_repeats, 1)
         for k in self.k_features:
             checks.require_option("--k-features", k, 1)
-        checks.require_option("--corr-threshold", self.corr_threshold, 0, 1, low_open=True)
+        if self.corr_threshold is not None:
+            checks.require_option("--corr-threshold", self.corr_threshold, 0, 1, low_open=True)
         checks.require_option("--seed", self.seed, 0, 2**32 - 1)
         if self.n_jobs == 0:
             raise GcmlmError("must be a number of parallel jobs (>= 1, or -1 for every CPU), got 0", "--n-jobs")
@@ -106,8 +107,9 @@ class TrainSettings:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(classifier=self.classifier, penalty=self.penalty or ModelConfig.penalty,
-                           selection=self.selection,
-                           k_features=list(self.k_features), corr_threshold=self.corr_threshold,
+                           selection=self.selection or ModelConfig.selection,
+                           k_features=list(self.k_features),
+                           corr_threshold=ModelConfig.corr_threshold if self.corr_threshold is None else self.corr_threshold,
                            combat_column=self.combat_column, inner_folds=self.inner_folds, tuning=self.tuning,
                            class_weight=None if self.class_weight == "none" else self.class_weight,
                            seed=self.seed, n_jobs=self.n_jobs)
@@ -158,11 +160,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=d.class_weight,
                         help="balanced: weight classes by inverse frequency (MLM is the rarer class)")
     parser.add_argument("--selection", choices=SELECTIONS, default=d.selection,
-                        help="in-fold feature selection before the classifier")
+                        help="in-fold feature selection before the classifier (default: none for a binary --label, "
+                             "where the lasso selects; anova for --time/--event)")
     parser.add_argument("--k-features", nargs="+", type=int, default=list(d.k_features), metavar="K",
                         help="features kept by the selection step; several values are tuned in the inner CV")
     parser.add_argument("--corr-threshold", type=float, default=d.corr_threshold,
-                        help="drop features with |r| above this with a more relevant one (1 = off)")
+                        help="drop features with |r| above this with a more relevant one (1 = off; default: off for "
+                             "a binary --label, 0.9 for --time/--event)")
     parser.add_argument("--combat-column", metavar="COLUMN", help="harmonise features by this centre column (ComBat)")
     parser.add_argument("--outer-folds", type=int, default=d.outer_folds, help="folds of the outer (test) CV")
     parser.add_argument("--outer-repeats", type=int, default=d.outer_repeats,
@@ -222,6 +226,10 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.
     config.outcome = "survival" if is_survival else "binary"
     if is_survival and settings.penalty is None:
         config.penalty = survival.DEFAULT_PENALTY
+    if is_survival and settings.selection is None:
+        config.selection = survival.DEFAULT_SELECTION
+    if is_survival and settings.corr_threshold is None:
+        config.corr_threshold = survival.DEFAULT_CORR_THRESHOLD
     log.info("%d patients, prevalence %.3f, models %s; %d x %d-fold outer CV, %d-fold inner CV",
              len(y), survival.event_of(y).mean(), ", ".join(names), settings.outer_repeats, settings.outer_folds,
              settings.inner_folds)
@@ -524,8 +532,9 @@ def render(result: TrainResult, cards: dict[str, dict], images: list[Path]) -> s
         f"{design['outer_folds']}-fold stratified outer, {design['inner_folds']}-fold inner tuning on AUC, seed {design['seed']}).",
         "Inside every training fold: imputation, constant-feature removal, scaling, "
         + ("ComBat by '" + cfg["combat_column"] + "', " if cfg.get("combat_column") else "")
-        + f"correlation pruning (|r| > {cfg['corr_threshold']}), selection ({cfg['selection']}, k={cfg['k_features']}), "
-        f"classifier ({cfg['classifier']}, class weight {cfg['class_weight']}).",
+        + (f"correlation pruning (|r| > {cfg['corr_threshold']}), " if cfg["corr_threshold"] < 1 else "")
+        + (f"selection ({cfg['selection']}, k={cfg['k_features']}), " if cfg["selection"] != "none" else "")
+        + f"classifier ({cfg['classifier']}, class weight {cfg['class_weight']}).",
         f"Threshold ({design['threshold_rule']}): {design['threshold_provenance']}.",
         f"AUC 95% CI: {design['ci_method']}.",
         "DeLong p-values: per repeat on the same patients' out-of-fold scores, median shown; not adjusted for "

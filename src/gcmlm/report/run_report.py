@@ -4,7 +4,8 @@ It reads the grouped results tree of workflows/gc-mlm.cwl (``radiology/``, ``pat
 ``fusion/``) and writes ``index.html`` beside them: the cohort at a glance (what each branch
 produced, who was dropped at the fusion join and why), a sortable table per patient (tumour
 volume, mask/label agreement where labels exist, patches per slide, tissue area, flags, the
-warnings of every stage's JSON summary), galleries of the CT overlays and tissue/patch maps, and a
+warnings of every stage's JSON summary), galleries of the CT overlays and tissue/patch maps (and of
+the MIL attention heatmaps, highest MIL risk first, when the run used ``slide_model: abmil``), and a
 link to the model report. The page links the images and reports in the tree (relative URLs), so it
 stays small for large cohorts; keep it in the results folder.
 

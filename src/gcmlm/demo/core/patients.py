@@ -15,6 +15,11 @@ Follow-up (:func:`follow_up`) agrees with the binary outcome: mlm = 1 <=> an eve
 A patient with MLM has it at a Weibull time (shape 1.5, scale 18 months x exp(-0.2 (risk - 3)),
 so higher risk means earlier metastasis; mostly within 36 months, capped at the 60 months of
 follow-up); a patient without MLM is censored at the last visit, uniform over 12-60 months.
+
+A localised slide signal (:func:`planted_region`) is tied to the outcome on top of that: every
+patient with MLM, and about one in ten without, has one small region (4-8 % of one slide's tissue)
+of distinct morphology (a poorly differentiated focus, see gcmlm.demo.core.wsi). Mean pooling over
+a slide's patches dilutes it; attention MIL can find it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ EVENT_SHAPE = 1.5
 EVENT_SCALE_MONTHS = 18.0
 EVENT_RISK_SLOPE = 0.2
 EVENT_RISK_CENTRE = 3.0  # the scale is EVENT_SCALE_MONTHS at this linear predictor
+# The planted slide region: probability of one by outcome (mlm 0, 1), its share of the slide's tissue.
+REGION_PROBABILITY = (0.1, 1.0)
+REGION_TISSUE_FRACTION = (0.04, 0.08)
 
 
 @dataclass
@@ -101,3 +109,12 @@ def follow_up(rng: np.random.Generator, person: Patient) -> dict:
     last_visit = float(rng.uniform(*FOLLOW_UP_MONTHS))
     time = event_time if person.mlm else last_visit
     return {"mlm_time_months": round(max(time, 0.5), 1), "mlm_event": person.mlm}
+
+
+def planted_region(rng: np.random.Generator, person: Patient) -> float | None:
+    """The tissue fraction of ``person``'s planted slide region, or None for no region.
+
+    Both draws are always made, so the stream is used the same way whatever the outcome."""
+    u = float(rng.random())
+    fraction = float(rng.uniform(*REGION_TISSUE_FRACTION))
+    return fraction if u < REGION_PROBABILITY[person.mlm] else None

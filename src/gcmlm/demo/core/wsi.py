@@ -10,6 +10,14 @@ the smaller levels come from level 1. Colour follows Beer-Lambert with Ruifrok's
 The latent ``r_path`` raises nuclear density, nuclear size and hematoxylin darkness, so the slide
 gets more and darker purple: visible to colour statistics and to a CNN even with random weights.
 
+A slide may also carry one planted region (``SyntheticSlide.plant_region``): a compact blob inside
+the tissue, a few per cent of its area, rendered as a poorly differentiated focus (densely packed,
+large, pleomorphic, very dark nuclei; little eosin). It is a low-resolution field like the others,
+so tiles stay seamless, and its nuclei come from seeds of their own: tiles away from the region,
+and every tile of a slide without one, are the same bytes as without the feature. Its outline is a
+polygon in level-0 pixels (``PlantedRegion.polygon``); ``polygon_coverage`` turns it into "which
+fraction of this patch lies inside", as a test of attention heatmaps needs.
+
 Pages follow the layout OpenSlide's generic-TIFF reader expects: tiled level pages, largest first,
 with XResolution/YResolution in pixels per centimetre so it reports ``openslide.mpp-x``/``-y``.
 """
@@ -36,6 +44,15 @@ DOWNSAMPLE = 4  # between pyramid levels, like Aperio (1, 4, 16, ...)
 # Optical density of one unit of stain (Ruifrok & Johnston 2001), unit vectors over R, G, B.
 HEMATOXYLIN = np.array([0.650, 0.704, 0.286], dtype=np.float32)
 EOSIN = np.array([0.072, 0.990, 0.105], dtype=np.float32)
+# The planted region (a poorly differentiated focus): nuclei per mm2 (on top of the usual ones), their
+# radius and darkness relative to the slide's, how much eosin it loses and the faint hematoxylin
+# of its basophilic cytoplasm.
+REGION_NUCLEI_PER_MM2 = 9000.0
+REGION_RADIUS = 1.7
+REGION_DARKNESS = 1.6
+REGION_EOSIN_LOSS = 0.65
+REGION_CYTOPLASM_OD = 0.25
+REGION_VERTICES = 64
 
 
 @dataclass
@@ -47,6 +64,22 @@ class SlideParams:
     hematoxylin_od: float
     eosin_od: float
     pieces: int
+
+
+@dataclass
+class PlantedRegion:
+    """One planted region: its outline (level-0 pixels) and how much of the tissue it covers."""
+
+    polygon: list[list[float]]  # (x, y) vertices in level-0 pixels, closed implicitly
+    centre: list[float]
+    radius_px: float  # of the circle of equal area
+    area_px: float  # level-0 pixels of region (coverage-weighted, from the field)
+    tissue_fraction: float  # area_px / the slide's tissue area (coverage of the tissue mask field)
+
+    def truth(self, mpp: float) -> dict:
+        return {"polygon_px": self.polygon, "centre_px": self.centre, "radius_px": self.radius_px,
+                "area_px": self.area_px, "area_mm2": round(self.area_px * mpp**2 / 1e6, 6),
+                "tissue_fraction": self.tissue_fraction, "morphology": "poorly differentiated focus"}
 
 
 def slide_params(rng: np.random.Generator, r_path: float, pieces: int) -> SlideParams:
@@ -80,6 +113,60 @@ class SyntheticSlide:
         self.fibres = [np.pad(f, ((0, tile), (0, tile)), mode="wrap") for f in self.fibres]
         self._cell_nuclei = functools.lru_cache(maxsize=4096)(self._nuclei_in_cell)
         self.lut = _stain_lut(float(self.background_od))
+        self.region: np.ndarray | None = None  # coverage 0..1 of the planted region, same grid as the mask
+        self.planted: PlantedRegion | None = None
+        self._region_nuclei = functools.lru_cache(maxsize=1024)(self._region_nuclei_in_cell)
+
+    # -- the planted region ----------------------------------------------------------------
+
+    def plant_region(self, rng: np.random.Generator, tissue_fraction: float) -> PlantedRegion:
+        """Plant one compact region covering about ``tissue_fraction`` of the tissue, placed where
+        the tissue (holes excluded) around it is wide enough for it. Uses ``rng`` only, never the
+        slide's own streams, so nothing else in the slide moves."""
+        if not 0 < tissue_fraction < 1:
+            raise ValueError(f"tissue_fraction must be in (0, 1), got {tissue_fraction}")
+        tissue = self.mask > 0.5
+        tissue_area = float(self.mask.sum())  # field pixels
+        radius = math.sqrt(tissue_fraction * tissue_area / math.pi)  # field pixels
+        # Room: distance (field pixels) to the nearest non-tissue pixel, slide border included.
+        inside = np.pad(tissue, 1).astype(np.uint8)
+        room = cv2.distanceTransform(inside, cv2.DIST_L2, 5)[1:-1, 1:-1]
+        margin = 1.15 * radius + 1.5  # the outline wobbles by up to ~12 %; the tissue edge is soft
+        ys, xs = np.nonzero(room >= margin)
+        if not len(xs):  # a small slide: the widest spot there is
+            ys, xs = np.nonzero(room >= room.max() - 0.5)
+        pick = int(rng.integers(len(xs)))
+        cx, cy = xs[pick] + rng.uniform(0.25, 0.75), ys[pick] + rng.uniform(0.25, 0.75)
+        phi = np.linspace(0, 2 * np.pi, REGION_VERTICES, endpoint=False)
+        wobble = 1 + sum(rng.uniform(0.02, 0.06) * np.sin(k * phi + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+        aspect, rot = rng.uniform(0.8, 1.25), rng.uniform(0, np.pi)
+        px, py = wobble * math.sqrt(aspect) * np.cos(phi), wobble / math.sqrt(aspect) * np.sin(phi)
+        unit = np.stack([px * np.cos(rot) - py * np.sin(rot), px * np.sin(rot) + py * np.cos(rot)], axis=1)
+        for _ in range(4):  # rasterised at field resolution: rescale until the area is the one asked for
+            pts = np.array([cx, cy]) + radius * unit
+            canvas = np.zeros(self.mask.shape, np.uint8)
+            cv2.fillPoly(canvas, [np.round(pts * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+            self.region = np.minimum(canvas.astype(np.float32) / 255.0, self.mask)
+            area = float(self.region.sum())
+            if abs(area / tissue_area - tissue_fraction) < 0.02 * tissue_fraction:
+                break
+            radius *= math.sqrt(tissue_fraction * tissue_area / max(area, 1e-6))
+        self.planted = PlantedRegion(
+            polygon=[[round(float(x) * FIELD_SCALE, 1), round(float(y) * FIELD_SCALE, 1)] for x, y in pts],
+            centre=[round(cx * FIELD_SCALE, 1), round(cy * FIELD_SCALE, 1)],
+            radius_px=round(math.sqrt(area / math.pi) * FIELD_SCALE, 1),
+            area_px=round(area * FIELD_SCALE**2, 1),
+            tissue_fraction=round(area / tissue_area, 5),
+        )
+        self._region_nuclei.cache_clear()
+        return self.planted
+
+    def _region_near(self, x0: int, y0: int) -> bool:
+        """Whether the region, or a region nucleus reaching over the edge, may touch this tile."""
+        if self.region is None:
+            return False
+        fx, fy, n = x0 // FIELD_SCALE, y0 // FIELD_SCALE, self.tile // FIELD_SCALE
+        return bool(self.region[max(fy - 2, 0):fy + n + 3, max(fx - 2, 0):fx + n + 3].max() > 0)
 
     # -- low-resolution fields -------------------------------------------------------------
 
@@ -112,23 +199,49 @@ class SyntheticSlide:
         dark = self.params.hematoxylin_od * rng.uniform(0.8, 1.15, n)
         return np.stack([xs, ys, r, r * ecc, angle, dark], axis=1)[keep]
 
-    def _draw_nuclei(self, x0: int, y0: int) -> np.ndarray:
-        """Hematoxylin optical density of the nuclei overlapping one tile."""
+    def _region_nuclei_in_cell(self, cx: int, cy: int) -> np.ndarray:
+        """The planted region's extra nuclei in one tile-sized cell: crowded, large, pleomorphic, dark.
+
+        Seeded by the cell like the usual nuclei, from a stream of their own (purpose 2)."""
+        t = self.tile
+        window = self.region[max(cy * t // FIELD_SCALE - 1, 0):(cy + 1) * t // FIELD_SCALE + 1,
+                             max(cx * t // FIELD_SCALE - 1, 0):(cx + 1) * t // FIELD_SCALE + 1]
+        if not window.size or window.max() <= 0.5:
+            return np.zeros((0, 6))
+        rng = np.random.default_rng(self.entropy + [2, cx, cy])
+        n = rng.poisson(REGION_NUCLEI_PER_MM2 * (t * self.mpp / 1000.0) ** 2)
+        xs = (cx + rng.random(n)) * t
+        ys = (cy + rng.random(n)) * t
+        keep = self._field_at(self.region, xs, ys) > 0.5
+        pleomorphism = np.exp(np.clip(0.3 * rng.standard_normal(n), -0.6, 0.6))
+        r = REGION_RADIUS * self.params.nucleus_radius_um / self.mpp * pleomorphism
+        ecc = rng.uniform(0.45, 1.0, n)
+        angle = rng.uniform(0, 180, n)
+        dark = REGION_DARKNESS * self.params.hematoxylin_od * rng.uniform(0.9, 1.15, n)
+        return np.stack([xs, ys, r, r * ecc, angle, dark], axis=1)[keep]
+
+    def _draw_nuclei(self, x0: int, y0: int, region: bool = False) -> np.ndarray:
+        """Hematoxylin optical density of the nuclei overlapping one tile (with ``region``, the
+        planted region's nuclei too, drawn over the usual ones)."""
         t = self.tile
         layer = np.zeros((t, t), dtype=np.uint8)
         reach = int(math.ceil(self.params.nucleus_radius_um / self.mpp * 2.5))
+        sources = [(self._cell_nuclei, reach)]
+        if region:
+            sources.append((self._region_nuclei, int(math.ceil(reach * REGION_RADIUS * 1.9))))
         cx0, cy0 = x0 // t, y0 // t
-        for cy in range(cy0 - 1, cy0 + 2):
-            for cx in range(cx0 - 1, cx0 + 2):
-                if cx < 0 or cy < 0:
-                    continue
-                for x, y, a, b, angle, dark in self._cell_nuclei(cx, cy):
-                    if -reach < x - x0 < t + reach and -reach < y - y0 < t + reach:
-                        # 1/8-pixel precision keeps small nuclei round; anti-aliased edges.
-                        centre = (int(round((x - x0) * 8)), int(round((y - y0) * 8)))
-                        axes = (max(int(round(a * 8)), 8), max(int(round(b * 8)), 8))
-                        cv2.ellipse(layer, centre, axes, float(angle), 0, 360, int(min(dark, 1.6) * 150),
-                                    -1, cv2.LINE_AA, 3)
+        for nuclei_in_cell, reach in sources:
+            for cy in range(cy0 - 1, cy0 + 2):
+                for cx in range(cx0 - 1, cx0 + 2):
+                    if cx < 0 or cy < 0:
+                        continue
+                    for x, y, a, b, angle, dark in nuclei_in_cell(cx, cy):
+                        if -reach < x - x0 < t + reach and -reach < y - y0 < t + reach:
+                            # 1/8-pixel precision keeps small nuclei round; anti-aliased edges.
+                            centre = (int(round((x - x0) * 8)), int(round((y - y0) * 8)))
+                            axes = (max(int(round(a * 8)), 8), max(int(round(b * 8)), 8))
+                            cv2.ellipse(layer, centre, axes, float(angle), 0, 360, int(min(dark, 1.6) * 150),
+                                        -1, cv2.LINE_AA, 3)
         return layer.astype(np.float32) / 150.0
 
     # -- tiles -----------------------------------------------------------------------------
@@ -148,7 +261,14 @@ class SyntheticSlide:
         fibres = f1 + mix * (f0 - f1)
         alpha = np.clip((mask - 0.5) * 8.0 + 0.5 + 0.35 * fibres, 0.0, 1.0)  # frayed tissue edge
         eosin = alpha * shade * np.maximum(0.75 + 0.3 * fibres + 0.06 * noise, 0.1) * self.params.eosin_od
-        hema = alpha * (0.06 + self._draw_nuclei(x0, y0) * (0.9 + 0.1 * noise[::-1]))
+        if not self._region_near(x0, y0):
+            hema = alpha * (0.06 + self._draw_nuclei(x0, y0) * (0.9 + 0.1 * noise[::-1]))
+            return self._colour(hema, eosin, noise)
+        # The planted region: its own nuclei, less eosin, basophilic cytoplasm.
+        region = self._field_tile(self.region, x0, y0)
+        eosin = eosin * (1.0 - REGION_EOSIN_LOSS * region)
+        hema = alpha * (0.06 + REGION_CYTOPLASM_OD * region
+                        + self._draw_nuclei(x0, y0, region=True) * (0.9 + 0.1 * noise[::-1]))
         return self._colour(hema, eosin, noise)
 
     def _glass(self, noise: np.ndarray) -> np.ndarray:
@@ -169,6 +289,31 @@ class SyntheticSlide:
                 if on_tile is not None:
                     on_tile(tx, ty, tile)
                 yield tile
+
+
+def polygon_coverage(polygon: np.ndarray | list, coords: np.ndarray, size: int, resolution: int = 4) -> np.ndarray:
+    """Fraction of each square patch (level-0 top-left ``coords`` (N, 2), side ``size``) that lies
+    inside ``polygon`` (level-0 (x, y) vertices), from a grid of points every ``resolution`` pixels."""
+    coords = np.asarray(coords, np.float64).reshape(-1, 2)
+    poly = np.asarray(polygon, np.float64).reshape(-1, 2)
+    lo = np.floor(poly.min(axis=0))
+    nx, ny = (np.ceil((poly.max(axis=0) - lo) / resolution).astype(np.int64) + 1).tolist()
+    xs = lo[0] + (np.arange(nx) + 0.5) * resolution
+    ys = lo[1] + (np.arange(ny) + 0.5) * resolution
+    # Even-odd rule: a point is inside when a ray to its right crosses the outline an odd number of times.
+    (x1, y1), (x2, y2) = poly.T, np.roll(poly, -1, axis=0).T
+    spans = (y1[None, :] > ys[:, None]) != (y2[None, :] > ys[:, None])  # (rows, edges)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = x1 + (ys[:, None] - y1) * (x2 - x1) / (y2 - y1)  # where each edge meets each row
+    crossings = (spans[:, None, :] & (cross[:, None, :] > xs[None, :, None])).sum(axis=2)
+    integral = np.pad((crossings % 2).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    # grid points in [x, x + size): indices from ceil((x - lo) / resolution - 0.5), clipped to the grid
+    first = np.ceil((coords - lo) / resolution - 0.5).astype(np.int64)
+    last = np.ceil((coords + size - lo) / resolution - 0.5).astype(np.int64)
+    i0, i1 = np.clip(first[:, 0], 0, nx), np.clip(last[:, 0], 0, nx)
+    j0, j1 = np.clip(first[:, 1], 0, ny), np.clip(last[:, 1], 0, ny)
+    inside = integral[j1, i1] - integral[j0, i1] - integral[j1, i0] + integral[j0, i0]
+    return inside * float(resolution) ** 2 / float(size) ** 2
 
 
 def _stain_lut(background_od: float) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Read a gc-mlm results tree into per-patient and per-slide facts for the run report.
 
 The tree is the grouped layout of workflows/gc-mlm.cwl (README, "Results"):
-``radiology/{masks,qa,features}/``, ``pathology/{coords,features,qa}/``, ``fusion/`` (``model/``,
-``external/``). Files are recognised by name and content, so a partial tree (one branch only,
+``radiology/{masks,qa,features}/``, ``pathology/{coords,features,qa}/`` (with ``slide_model: abmil``
+also ``pathology/mil/``: mil_risk.csv, mil_slide_risk.csv, the model, ``attention/`` and
+``heatmaps/``), ``fusion/`` (``model/``, ``external/``). Files are recognised by name and content, so a partial tree (one branch only,
 a cohort run by hand) gives a partial report rather than an error.
 """
 
@@ -36,6 +37,7 @@ class Image:
     path: Path  # the PNG in the results tree
     caption: str
     kind: str  # ct | tissue | patches | heatmap
+    mil_risk: float | None = None  # heatmaps: the slide's MIL risk (the gallery's order)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Slide:
     n_patches: int | None = None
     tissue_mm2: float | None = None
     used: bool | None = None  # slide-pool's verdict (False: no patches, left out)
+    mil_risk: float | None = None  # mil-predict's risk of the slide alone (mil_slide_risk.csv)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -57,6 +60,7 @@ class Patient:
     dice: float | None = None  # mask vs label, tumour label
     slides: list[Slide] = field(default_factory=list)
     in_fusion: bool | None = None  # None: no join report
+    mil_risk: float | None = None  # mil-predict's patient risk (mil_risk.csv), in-sample
     drop_reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
@@ -126,12 +130,21 @@ def strip_suffix(name: str, suffixes: Iterable[str]) -> tuple[str, str] | None:
     return None
 
 
-def read_patient_csv(path: Path) -> list[dict[str, str]]:
+def read_patient_csv(path: Path, first: str = PATIENT_ID) -> list[dict[str, str]]:
+    """The rows of a CSV whose first column is ``first`` (patient_id: a patient table)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or reader.fieldnames[0] != PATIENT_ID:
+        if not reader.fieldnames or reader.fieldnames[0] != first:
             return []
         return list(reader)
+
+
+def number(text: str | None) -> float | None:
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 class Collector:
@@ -231,19 +244,41 @@ class Collector:
             elif isinstance(content, dict) and isinstance(content.get("slides"), list):
                 self.pool_report(content)
             self.warnings_of(summary, None, content)
-        images = 0
+        tables = files(root, "*.csv")
+        self.mil_risks(tables)
+        images = heatmaps = 0
         for png in files(root, "*.png"):
             found = strip_suffix(png.stem, SLIDE_IMAGE_SUFFIXES)
             if found:
-                images += 1
-                self.images.append(Image(png, f"{found[0]} {SLIDE_IMAGE_SUFFIXES[found[1]]}",
-                                         SLIDE_IMAGE_SUFFIXES[found[1]]))
-                self.slide(found[0])
-        rows = [row for table in files(root, "*.csv") for row in read_patient_csv(table)
+                kind = SLIDE_IMAGE_SUFFIXES[found[1]]
+                slide = self.slide(found[0])
+                caption = f"{found[0]} {kind}"
+                if kind == "heatmap":
+                    heatmaps += 1
+                    caption = f"{found[0]} attention" + (f", MIL risk {slide.mil_risk:.3f}"
+                                                         if slide.mil_risk is not None else "")
+                else:
+                    images += 1
+                self.images.append(Image(png, caption, kind, slide.mil_risk if kind == "heatmap" else None))
+        rows = [row for table in tables for row in read_patient_csv(table)
                 if any(k.startswith("path_") for k in row)]
         self.produced["pathology"] = {"slides tiled": tiled, "slide images": images,
                                       "slides with patches": sum(1 for s in self.slides.values() if s.n_patches),
                                       "patient rows": len({r[PATIENT_ID] for r in rows if "path_n_slides" in r})}
+        if heatmaps or any(p.mil_risk is not None for p in self.patients.values()):
+            self.produced["pathology"]["MIL heatmaps"] = heatmaps
+
+    def mil_risks(self, tables: list[Path]) -> None:
+        """mil-predict's tables (slide_model abmil): mil_risk.csv per patient, mil_slide_risk.csv per slide."""
+        for table in tables:
+            for row in read_patient_csv(table):
+                if "mil_risk" in row:
+                    self.patient(row[PATIENT_ID]).mil_risk = number(row["mil_risk"])
+            for row in read_patient_csv(table, "slide_id"):
+                if "mil_risk" in row:
+                    slide = self.slide(row["slide_id"])
+                    slide.mil_risk = number(row["mil_risk"])
+                    slide.patient_id = slide.patient_id or row.get(PATIENT_ID) or None
 
     def tiling_summary(self, content: dict) -> None:
         slide = self.slide(str(content["slide_id"]))

@@ -26,6 +26,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .gallery{display:flex;flex-wrap:wrap;gap:.6em}.gallery figure{margin:0;width:180px}
 .gallery img{width:180px;height:135px;object-fit:contain;background:#111;display:block}
 .gallery figcaption{font-size:.8em;overflow-wrap:anywhere}
+#heatmap-gallery figure{width:320px}#heatmap-gallery img{width:320px;height:240px}
 ul.warn{max-height:20em;overflow:auto;font-size:.9em}
 """
 
@@ -120,7 +121,7 @@ def model_section(facts: RunFacts, root: Path) -> str:
     return "".join(parts) or "<p class=muted>No model was trained in this run.</p>"
 
 
-def patient_row(p: Patient) -> str:
+def patient_row(p: Patient, mil: bool = False) -> str:
     slides = ", ".join(f"{s.slide_id}: {fmt(s.n_patches) or '?'}" for s in p.slides)
     fusion = {None: "", True: "merged", False: "dropped"}[p.in_fusion]
     warnings = "; ".join(p.warnings + p.drop_reasons)
@@ -128,14 +129,18 @@ def patient_row(p: Patient) -> str:
              cell(len(p.slides), num=True), cell(p.n_patches, num=True), cell(slides),
              cell(p.tissue_mm2, fmt(p.tissue_mm2, 2), num=True), cell(fusion),
              cell(len(p.flags), "; ".join(p.flags)), cell(len(p.warnings), warnings)]
+    if mil:
+        cells.append(cell(p.mil_risk, fmt(p.mil_risk, 3), num=True))
     return f'<tr{" class=outlier" if p.flags else ""}>{"".join(cells)}</tr>'
 
 
 def patient_table(facts: RunFacts) -> str:
     heads = ["patient", "tumour (mL)", "mask/label Dice", "slides", "patches", "patches per slide",
              "tissue (mm²)", "fusion", "flags", "warnings"]
+    mil = any(p.mil_risk is not None for p in facts.patients.values())  # slide_model abmil
+    heads += ["MIL risk (in-sample)"] if mil else []
     head = "".join(f"<th>{e(h)}</th>" for h in heads)
-    body = "\n".join(patient_row(p) for p in facts.patients.values())
+    body = "\n".join(patient_row(p, mil) for p in facts.patients.values())
     return (f'<p><input id=filter type=search placeholder="filter patients" aria-label="filter patients"></p>'
             f'<div class=scroll><table id=patients class=sortable><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}\n</tbody></table></div>")
@@ -162,6 +167,19 @@ def gallery(images: list[Image], root: Path, element_id: str) -> str:
     return f"<div id={element_id} class=gallery>{''.join(figures)}</div>"
 
 
+def heatmap_section(facts: RunFacts, root: Path) -> str:
+    """slide_model abmil: the attention heatmaps the workflow drew, highest MIL risk first."""
+    heatmaps = sorted((i for i in facts.images if i.kind == "heatmap"),
+                      key=lambda i: (i.mil_risk is None, -(i.mil_risk or 0.0), i.caption))
+    if not heatmaps:
+        return ""
+    note = ("<p class=muted>Attention of the MIL model trained on every patient (pathology/mil/), for the slides "
+            "of highest MIL risk: colour is a patch's attention percentile within its slide, boxes are the "
+            "top-attention regions (the GeoJSON beside each PNG opens in QuPath). Risks are in-sample; MIL's "
+            "performance is the nested-CV AUC of path_mil in the model report.</p>")
+    return f"<h2>MIL attention heatmaps</h2>{note}{gallery(heatmaps, root, 'heatmap-gallery')}"
+
+
 def warnings_section(facts: RunFacts) -> str:
     if not facts.cohort_warnings:
         return ""
@@ -171,7 +189,7 @@ def warnings_section(facts: RunFacts) -> str:
 
 def render(facts: RunFacts, root: Path, title: str, min_patches: int) -> str:
     ct_images = [i for i in facts.images if i.kind == "ct"]
-    slide_images = [i for i in facts.images if i.kind != "ct"]
+    slide_images = [i for i in facts.images if i.kind in ("tissue", "patches")]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{e(title)}</title><style>{CSS}</style></head><body>
@@ -185,6 +203,7 @@ patients dropped at the join.</p>{outliers(facts)}
 <h2>Patients</h2><p class=muted>Click a column to sort.</p>{patient_table(facts)}
 <h2>CT overlays</h2>{gallery(ct_images, root, "ct-gallery")}
 <h2>Slides: tissue and patch maps</h2>{gallery(slide_images, root, "slide-gallery")}
+{heatmap_section(facts, root)}
 {warnings_section(facts)}
 <script>{JS}</script></body></html>
 """
