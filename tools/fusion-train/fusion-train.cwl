@@ -119,7 +119,7 @@ inputs:
       - type: enum
         symbols: [none, l1, anova, mrmr]
     inputBinding: {prefix: --selection}
-    doc: none, l1, anova (default) or mrmr.
+    doc: none, l1, anova or mrmr (default none for a binary label - the lasso selects - anova for time/event).
   k_features:
     type: int[]?
     inputBinding: {prefix: --k-features}
