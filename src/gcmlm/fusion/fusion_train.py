@@ -105,14 +105,20 @@ class TrainSettings:
     def from_args(cls, args: argparse.Namespace) -> TrainSettings:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(classifier=self.classifier, penalty=self.penalty or ModelConfig.penalty,
-                           selection=self.selection or ModelConfig.selection,
-                           k_features=list(self.k_features),
-                           corr_threshold=ModelConfig.corr_threshold if self.corr_threshold is None else self.corr_threshold,
+    def model_config(self, outcome: str = "binary") -> ModelConfig:
+        """The model configuration; settings left None take the outcome's defaults (``ModelConfig``'s
+        for a binary outcome, ``survival.COX_DEFAULTS`` for ``outcome="survival"``)."""
+        defaults = survival.COX_DEFAULTS if outcome == "survival" else {}
+
+        def chosen(name: str):
+            value = getattr(self, name)
+            return value if value is not None else defaults.get(name, getattr(ModelConfig, name))
+
+        return ModelConfig(classifier=self.classifier, penalty=chosen("penalty"), selection=chosen("selection"),
+                           k_features=list(self.k_features), corr_threshold=chosen("corr_threshold"),
                            combat_column=self.combat_column, inner_folds=self.inner_folds, tuning=self.tuning,
                            class_weight=None if self.class_weight == "none" else self.class_weight,
-                           seed=self.seed, n_jobs=self.n_jobs)
+                           seed=self.seed, n_jobs=self.n_jobs, outcome=outcome)
 
     def validation_text(self) -> str:
         return f"nested CV, {self.outer_repeats} x {self.outer_folds}-fold outer, {self.inner_folds}-fold inner"
@@ -133,7 +139,7 @@ class TrainResult:
     design: dict
     default_model: str
     title: str  # the report's title
-    mil_model: object | None = None  # a pathology.core.mil.MILModel (torch is imported only when used)  # with --mil-features: the MIL network fit on all patients
+    mil_model: object | None = None  # --mil-features: the MILModel fit on all patients (torch imported only then)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -222,14 +228,9 @@ def train_models(table: pd.DataFrame | str | os.PathLike, label: str | survival.
     table = table.copy()  # one block per dtype: a table built column by column makes every CV split slow
     feature = mil and mil_feature.load_feature(mil, table, settings.inner_folds, settings.seed, source)
     names, modalities, used = plan_models(table, y, settings, source, with_mil=feature is not None)
-    config = settings.model_config()
-    config.outcome = "survival" if is_survival else "binary"
-    if is_survival and settings.penalty is None:
-        config.penalty = survival.DEFAULT_PENALTY
-    if is_survival and settings.selection is None:
-        config.selection = survival.DEFAULT_SELECTION
-    if is_survival and settings.corr_threshold is None:
-        config.corr_threshold = survival.DEFAULT_CORR_THRESHOLD
+    if feature is not None and mil_feature.MODEL not in used:  # no model reads the MIL score: no MIL fits
+        feature = None
+    config = settings.model_config("survival" if is_survival else "binary")
     log.info("%d patients, prevalence %.3f, models %s; %d x %d-fold outer CV, %d-fold inner CV",
              len(y), survival.event_of(y).mean(), ", ".join(names), settings.outer_repeats, settings.outer_folds,
              settings.inner_folds)
@@ -378,7 +379,7 @@ def cv_levels(settings: TrainSettings, names: list[str]) -> list[tuple[str, int]
     levels = [("--outer-folds", settings.outer_folds), ("--inner-folds", settings.inner_folds)]
     if "stacked" in names:
         levels.append(("the stacked model's inner folds (--inner-folds)", settings.inner_folds))
-    elif any(n in (mil_feature.MODEL, "fused") for n in names) and mil_feature.MODEL in names:
+    elif mil_feature.MODEL in names:
         levels.append(("the MIL model's cross-fitting folds (--inner-folds)", settings.inner_folds))
     if settings.classifier == "svm":
         levels.append(("the SVM's 3-fold Platt scaling", 3))

@@ -81,10 +81,13 @@ class MILFeature:
         """``table`` with ``mil_logit``: cross-fitted on ``train``, from a MIL fit on ``train`` for ``test``."""
         ids = table[PATIENT_ID].astype(str).to_numpy()
         column = np.full(len(table), np.nan)
-        column[train] = self.cross_fit(ids[train], y[train], split)
-        model = self.fit(ids[train], y[train], seed=self._seed(split, -1))
+        column[train], model = self.cross_fit_and_fit(ids[train], y[train], split)
         column[test] = self.score(model, ids[test])
         return with_column(table, column)
+
+    def cross_fit_and_fit(self, ids: np.ndarray, y: np.ndarray, split: int) -> tuple[np.ndarray, MILModel]:
+        """Out-of-fold scores of these patients, and a MIL model fit on all of them."""
+        return self.cross_fit(ids, y, split), self.fit(ids, y, seed=self._seed(split, -1))
 
     def cross_fit(self, ids: np.ndarray, y: np.ndarray, split: int) -> np.ndarray:
         """Out-of-fold MIL scores of these patients (each from a fit that did not see it)."""
@@ -111,9 +114,8 @@ class MILFeature:
     def final(self, table: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, MILModel]:
         """The table for the final models (``mil_logit`` cross-fitted on all patients) and the MIL
         model fit on all of them."""
-        ids = table[PATIENT_ID].astype(str).to_numpy()
-        column = self.cross_fit(ids, y, split=-1)
-        return with_column(table, column), self.fit(ids, y, seed=self._seed(-1, -1))
+        column, model = self.cross_fit_and_fit(table[PATIENT_ID].astype(str).to_numpy(), y, split=-1)
+        return with_column(table, column), model
 
     def _seed(self, split: int, fold: int) -> int:
         return int(np.random.SeedSequence([self.seed, split + 2, fold + 3]).generate_state(1)[0])

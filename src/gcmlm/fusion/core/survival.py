@@ -39,11 +39,9 @@ DEFAULT_HORIZON_YEARS = (1.0, 2.0, 3.0)
 L1_RATIOS = {"l1": 1.0, "elasticnet": 0.5, "l2": 0.05}  # Coxnet needs l1_ratio > 0: "l2" is near-ridge
 # The lasso path diverges ("weights are too large") on cohorts of tens of patients with hundreds of
 # features; the near-ridge penalty converges there and was as good on the public benchmarks.
-DEFAULT_PENALTY = "l2"
-# Cox models keep the selection they were benchmarked with: a near-ridge Cox on every feature of a
-# wide radiomics table is slow and no better; the logistic defaults are in models.ModelConfig.
-DEFAULT_SELECTION = "anova"
-DEFAULT_CORR_THRESHOLD = 0.9
+# Cox models also keep the selection they were benchmarked with: a near-ridge Cox on every feature
+# of a wide radiomics table is slow and no better. (The logistic defaults are models.ModelConfig's.)
+COX_DEFAULTS = {"penalty": "l2", "selection": "anova", "corr_threshold": 0.9}
 ALPHAS = {"full": [0.3, 0.1, 0.03, 0.01], "fast": [0.1, 0.03], "none": [0.05]}
 PATH_STEPS = 8  # penalties fitted from 30x the chosen alpha down to it (warm starts)
 
